@@ -1,0 +1,54 @@
+"""Time Pythia 8 + FastJet sample generation (hepae_coffea.generate).
+
+Generates QCD events (default 1000) into a temporary file and prints the rate
+and where the time goes: Pythia initialisation, showering (``nextBatch``: hard
+process, parton showers, hadronisation and decays), visible-particle
+extraction, FastJet clustering + jet observables, and uproot writing.
+
+Usage::
+
+    python benchmarks/generate_rate.py [--events 1000] [--process qcd] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from hepae_coffea.generate import PROCESSES, generate
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--process", default="qcd", choices=sorted(PROCESSES))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.root"
+        summary = generate(
+            args.process,
+            args.events,
+            args.seed,
+            path,
+            batch_size=args.batch_size,
+            progress=False,
+        )
+        size = path.stat().st_size
+
+    print(
+        f"{summary.process}: {summary.n_events} events, {summary.n_jets} jets "
+        f"({summary.n_jets / summary.n_events:.2f} jets/event), {size / 1024:.0f} KiB"
+    )
+    print(f"total {summary.seconds:.2f} s -> {summary.events_per_second:.1f} events/s")
+    for name, seconds in summary.timings.items():
+        share = 100.0 * seconds / summary.seconds
+        rate = summary.n_events / seconds if seconds > 0 else float("inf")
+        print(f"  {name:8s} {seconds:7.3f} s  {share:5.1f} %  ({rate:9.0f} events/s alone)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The ``hepae`` command line: generate, train, info, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import HepaeError
+
+log = logging.getLogger("hepae_coffea")
+
+
+def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must look like NAME=VALUE, got {item!r}")
+        try:
+            out[key] = cast(value)
+        except ValueError:
+            raise ValueError(f"{what} {item!r}: {value!r} is not a valid value") from None
+    return out
+
+
+# --- generate ---------------------------------------------------------------------------
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    s = generate(
+        args.process,
+        args.events,
+        args.seed,
+        args.output,
+        pthat_min=args.pthat_min,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"wrote {s.path}: {s.n_events} {s.process} events, {s.n_jets} jets "
+        f"({s.events_per_second:.0f} events/s)"
+    )
+    return 0
+
+
+# --- train ------------------------------------------------------------------------------
+
+_TRAIN_OPTS = {
+    # option: (config key, type, help)
+    "--variables": (
+        "variables",
+        "list",
+        "jet variables, comma separated (default pt,eta,phi,mass)",
+    ),
+    "--latent-dim": ("latent_dim", int, "latent size (default 3)"),
+    "--hidden": ("hidden", "intlist", "hidden layer sizes, comma separated (default 64,64)"),
+    "--activation": ("activation", str, "tanh, relu, leakyrelu, silu, elu, gelu (default silu)"),
+    "--kind": ("kind", str, "ae or vae (default ae)"),
+    "--loss": ("loss", str, "mse or bce (default mse)"),
+    "--bottleneck": ("bottleneck", str, "packed or plain (default packed)"),
+    "--levels": ("levels", int, "coarse levels per packed latent (default 1024)"),
+    "--beta": ("beta", float, "KL weight of the VAE (default 1e-3)"),
+    "--epochs": ("epochs", int, "epochs (default 20)"),
+    "--batch-size": ("batch_size", int, "batch size (default 1024)"),
+    "--lr": ("lr", float, "(maximum) learning rate (default 3e-3)"),
+    "--schedule": ("schedule", str, "constant, step or onecycle (default onecycle)"),
+    "--step-epochs": ("step_epochs", int, "step schedule: epochs per step (default 10)"),
+    "--step-gamma": ("step_gamma", float, "step schedule: factor per step (default 0.3)"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay (default 0)"),
+    "--seed": ("seed", int, "random seed (default 1)"),
+    "--val-fraction": ("val_fraction", float, "validation fraction (default 0.2)"),
+    "--patience": ("patience", int, "early stopping after N epochs without improvement (0: off)"),
+    "--max-minutes": ("max_minutes", float, "stop after this many minutes (0: no limit)"),
+    "--max-jets": ("max_jets", int, "use at most N jets (0: all)"),
+    "--prefix": ("prefix", str, "jet branch prefix (default Jet_)"),
+    "--tree": ("tree", str, "tree name (default: Events or the only tree)"),
+}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an autoencoder and export it as TorchScript")
+    p.add_argument("inputs", nargs="*", help="ROOT / pickle / parquet files")
+    p.add_argument("-o", "--output", help="model file to write (default model.pt)")
+    p.add_argument("--config", help="TOML or YAML file with training options")
+    for opt, (_, typ, hlp) in _TRAIN_OPTS.items():
+        p.add_argument(opt, type=str if typ in ("list", "intlist") else typ, default=None, help=hlp)
+    p.add_argument(
+        "--weight",
+        action="append",
+        metavar="VAR=W",
+        help="per-variable loss weight, repeatable (e.g. --weight phi=4)",
+    )
+    p.add_argument(
+        "--transform",
+        action="append",
+        metavar="VAR=KIND",
+        help="override a variable's normalisation (log, standard, scale:S, angle, "
+        "periodic, identity), repeatable",
+    )
+    p.add_argument("--no-preview", action="store_true", help="no per-epoch preview PNGs")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument(
+        "--lr-find",
+        action="store_true",
+        help="run an LR range test instead of training, plot it, suggest a rate",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _train_config(args: argparse.Namespace):
+    from .train import TrainConfig, load_config
+
+    values: dict[str, Any] = load_config(args.config) if args.config else {}
+    for opt, (key, typ, _) in _TRAIN_OPTS.items():
+        v = getattr(args, opt.lstrip("-").replace("-", "_"))
+        if v is None:
+            continue
+        if typ == "list":
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        elif typ == "intlist":
+            v = [int(s) for s in v.split(",") if s.strip()]
+        values[key] = v
+    if args.inputs:
+        values["inputs"] = list(args.inputs)
+    if args.output:
+        values["output"] = args.output
+    if args.weight:
+        values["weights"] = {
+            **values.get("weights", {}),
+            **_kv_pairs(args.weight, "--weight", float),
+        }
+    if args.transform:
+        values["transforms"] = {
+            **values.get("transforms", {}),
+            **_kv_pairs(args.transform, "--transform"),
+        }
+    if args.no_preview:
+        values["preview"] = False
+    if not values.get("inputs"):
+        raise ValueError("no training data: give input files or 'inputs' in --config")
+    return TrainConfig(**values)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import lr_find, train
+
+    config = _train_config(args)
+    if args.lr_find:
+        plot = Path(config.output).with_suffix(".lr_find.png")
+        _, _, lr = lr_find(config, plot=plot)
+        print(f"suggested learning rate: {lr:.3g} (plot: {plot})")
+        return 0
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    print(
+        f"wrote {result.paths['model']} ({result.metrics['epochs_run']} epochs, "
+        f"{result.seconds:.0f} s; {result.metrics['stop_reason']})"
+    )
+    print(
+        f"config {result.paths['config']}, history {result.paths['history']}, "
+        f"previews {result.paths['previews']}"
+    )
+    _print_summary(result.metrics["validation"], "validation set")
+    return 0
+
+
+# --- info -------------------------------------------------------------------------------
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .export import read_metadata
+
+    meta = read_metadata(args.model)
+    if args.json:
+        out = dict(meta)
+        out["variables"] = [v["name"] for v in meta["variables"]]
+        out["units"] = {v["name"]: v["unit"] for v in meta["variables"]}
+        print(json.dumps(out, indent=1))
+        return 0
+    arch = meta.get("architecture", {})
+    print(f"model        {meta['path']}")
+    print(
+        f"kind         {meta['kind']} ({meta.get('bottleneck', 'plain')} bottleneck, "
+        f"loss {meta.get('loss')})"
+    )
+    print(
+        "variables    "
+        + ", ".join(
+            f"{v['name']} [{v['unit']}]" if v["unit"] else v["name"] for v in meta["variables"]
+        )
+    )
+    print(f"latent_dim   {meta['latent_dim']}")
+    print(
+        f"network      hidden {arch.get('hidden')} {arch.get('activation')}, "
+        f"{arch.get('parameters')} parameters"
+    )
+    for t in meta.get("normalisation", []):
+        print(
+            f"  norm {t['variable']:>8}: {t['kind']:<8} center {t['center']:.4g} "
+            f"scale {t['scale']:.4g} offset {t['offset']:.4g} nonneg {t['nonneg']}"
+        )
+    data = meta.get("training", {}).get("data", {})
+    print(f"trained on   {data.get('files')} ({data.get('n_jets')} jets)")
+    print(f"package      hepae-coffea {meta.get('package_version')}, created {meta.get('created')}")
+    val = meta.get("metrics", {}).get("validation")
+    if val:
+        _print_summary(val, "validation set at training time")
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], title: str) -> None:
+    print(f"\nresiduals ({title}):")
+    print(
+        f"  {'variable':>10} {'kind':>9} {'mean':>11} {'RMS':>10} {'sigma68':>10} {'|r| q99':>10}"
+    )
+    for v, s in summary.items():
+        if v.startswith("_"):
+            continue
+        print(
+            f"  {v:>10} {s['kind']:>9} {s['mean']:>11.3e} {s['rms']:>10.3e} "
+            f"{s['sigma68']:>10.3e} {s['q99_abs']:>10.3e}"
+        )
+    jets = summary.get("_jets")
+    if jets:
+        print(f"  jets: {jets['n']}, unphysical reconstructions: {jets['unphysical']}")
+
+
+# --- demo -------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    out = run_demo(args.output, model=args.model)
+    _print_summary(out["summary"], f"shipped sample, {out['n_jets']} jets")
+    print(f"\nmodel throughput (encode+decode+score): {out['jets_per_second']:.3g} jets/s")
+    print(f"outputs in {args.output}/: " + ", ".join(sorted(p.name for p in out["files"])))
+    return 0
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hepae", description="Autoencoder compression of jet data, checked with coffea."
+    )
+    parser.add_argument("--version", action="version", version=f"hepae-coffea {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser(
+        "generate", help="generate a Pythia 8 jet sample (needs the 'generate' extra)"
+    )
+    g.add_argument("--process", required=True, choices=["qcd", "ttbar", "zprime"])
+    g.add_argument("--events", type=int, required=True, help="number of events")
+    g.add_argument("--seed", type=int, default=1, help="Pythia random seed (1..900000000)")
+    g.add_argument("--pthat-min", type=float, default=None, help="QCD pTHatMin in GeV (default 50)")
+    g.add_argument("-o", "--output", required=True, help="output ROOT file")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    _add_train(sub)
+
+    i = sub.add_parser("info", help="describe a model file (default: the shipped model)")
+    i.add_argument("model", nargs="?", default=None)
+    i.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("demo", help="run the shipped model over the shipped sample")
+    d.add_argument(
+        "-o", "--output", default="demo-output", help="output folder (default demo-output)"
+    )
+    d.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hepae``; user mistakes give one line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (HepaeError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:
+        print(f"hepae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hepae {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

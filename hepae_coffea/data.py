@@ -1,0 +1,389 @@
+"""Reading jets from ROOT files, HEPAutoencoders-style pandas pickles and parquet files.
+
+One entry point, :func:`iter_jets` (chunked, for files larger than memory) and its
+concatenating wrapper :func:`read_jets`, is used everywhere jets are read for training
+or evaluation. Jets are returned as a flat ``(n_jets, n_variables)`` float array.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from .errors import InputFileError, MissingBranchError, NoJetsError
+
+__all__ = [
+    "DEFAULT_VARIABLES",
+    "JetChunk",
+    "JetData",
+    "canonical_variable",
+    "iter_jets",
+    "read_jets",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VARIABLES: tuple[str, ...] = ("pt", "eta", "phi", "mass")
+
+#: Accepted spellings of the kinematic variables; the first is the canonical name.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "pt": ("pt", "pT", "Pt", "PT"),
+    "eta": ("eta", "Eta"),
+    "phi": ("phi", "Phi"),
+    "mass": ("mass", "m", "M", "Mass"),
+    "E": ("E", "e", "energy", "Energy"),
+    "px": ("px", "Px"),
+    "py": ("py", "Py"),
+    "pz": ("pz", "Pz"),
+}
+_DERIVABLE = frozenset({"pt", "eta", "phi", "mass", "E"})
+
+ROOT_SUFFIXES = (".root",)
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+PARQUET_SUFFIXES = (".parquet", ".parq")
+
+
+def canonical_variable(name: str) -> str:
+    """Return the canonical name of a jet variable (``m`` -> ``mass``, ``pT`` -> ``pt``)."""
+    for canon, spellings in _ALIASES.items():
+        if name in spellings:
+            return canon
+    return name
+
+
+@dataclass
+class JetChunk:
+    """Jets of one chunk of one file.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        ``(n_jets, n_variables)`` float64, finite jets only, file order kept.
+    counts : numpy.ndarray or None
+        Jets per event (after dropping non-finite jets) for jagged inputs, else None.
+    n_nonfinite : int
+        Jets dropped because a requested variable was NaN or infinite.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray | None
+    n_nonfinite: int
+    source: str
+    nonfinite_by_variable: np.ndarray | None = None
+
+
+@dataclass
+class JetData:
+    """All jets read from a list of files."""
+
+    values: np.ndarray
+    variables: tuple[str, ...]
+    n_events: int | None
+    n_nonfinite: int
+    nonfinite_by_variable: dict[str, int] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+    @property
+    def n_jets(self) -> int:
+        return int(self.values.shape[0])
+
+    def summary(self) -> dict[str, object]:
+        """A small JSON-able description (for model metadata and logs)."""
+        q = np.quantile(self.values, [0.0, 0.5, 1.0], axis=0) if self.n_jets else None
+        return {
+            "files": [os.path.basename(s) for s in self.sources],
+            "n_jets": self.n_jets,
+            "n_events": self.n_events,
+            "n_nonfinite_dropped": self.n_nonfinite,
+            "ranges": {
+                v: [float(q[0, i]), float(q[1, i]), float(q[2, i])]
+                for i, v in enumerate(self.variables)
+            }
+            if q is not None
+            else {},
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# column resolution (shared by all formats)
+
+
+def _find(available: Sequence[str], prefix: str, var: str) -> str | None:
+    avail = set(available)
+    names = _ALIASES.get(canonical_variable(var), (var,))
+    for n in (var, *names):
+        if prefix + n in avail:
+            return prefix + n
+    return None
+
+
+def _resolve_columns(
+    available: Sequence[str], prefix: str, variables: Sequence[str], where: str
+) -> tuple[dict[str, str], bool]:
+    """Map each requested variable to a column; True if px/py/pz/E conversion is needed."""
+    mapping: dict[str, str] = {}
+    missing: list[str] = []
+    for var in variables:
+        col = _find(available, prefix, var)
+        if col is None:
+            missing.append(var)
+        else:
+            mapping[var] = col
+    if not missing:
+        return mapping, False
+    cartesian = {c: _find(available, prefix, c) for c in ("px", "py", "pz", "E")}
+    if all(canonical_variable(m) in _DERIVABLE for m in missing) and all(cartesian.values()):
+        for c, col in cartesian.items():
+            mapping["__" + c] = col  # type: ignore[assignment]
+        return mapping, True
+    shown = sorted(a for a in available if a.startswith(prefix)) or sorted(available)
+    raise MissingBranchError(
+        f"{where}: no branch for jet variable(s) {missing} with prefix {prefix!r} "
+        f"(tried aliases {[prefix + a for m in missing for a in _ALIASES.get(m, (m,))]}); "
+        f"available: {shown[:60]}{' ...' if len(shown) > 60 else ''}"
+    )
+
+
+def _assemble(
+    columns: dict[str, np.ndarray], mapping: dict[str, str], convert: bool, variables: Sequence[str]
+) -> np.ndarray:
+    """Stack the requested variables, converting from px/py/pz/E with ``vector`` if needed."""
+    derived: dict[str, np.ndarray] = {}
+    if convert:
+        import vector
+
+        v = vector.array(
+            {
+                "px": columns[mapping["__px"]],
+                "py": columns[mapping["__py"]],
+                "pz": columns[mapping["__pz"]],
+                "E": columns[mapping["__E"]],
+            }
+        )
+        derived = {"pt": v.pt, "eta": v.eta, "phi": v.phi, "mass": v.mass, "E": v.E}
+    out = np.empty((len(next(iter(columns.values()))) if columns else 0, len(variables)))
+    for i, var in enumerate(variables):
+        if var in mapping:
+            out[:, i] = columns[mapping[var]]
+        else:
+            out[:, i] = derived[canonical_variable(var)]
+    return out
+
+
+def _drop_nonfinite(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    bad_per_var = ~np.isfinite(values)
+    keep = ~bad_per_var.any(axis=1)
+    return keep, bad_per_var.sum(axis=0)
+
+
+def _chunk(values: np.ndarray, counts: np.ndarray | None, source: str) -> JetChunk:
+    keep, bad = _drop_nonfinite(values)
+    n_bad = int((~keep).sum())
+    if n_bad and counts is not None:
+        counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts), axis=1))
+    return JetChunk(values[keep], counts, n_bad, source, bad)
+
+
+# ---------------------------------------------------------------------------------------
+# ROOT
+
+
+def _open_tree(path: str, tree: str | None):
+    import uproot
+
+    try:
+        f = uproot.open(path)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: file not found") from None
+    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
+        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
+    trees = [
+        k.split(";")[0]
+        for k, c in f.classnames().items()
+        if c in ("TTree", "TNtuple", "ROOT::RNTuple")
+    ]
+    if tree is None:
+        if "Events" in trees:
+            tree = "Events"
+        elif len(set(trees)) == 1:
+            tree = trees[0]
+        else:
+            raise InputFileError(
+                f"{path}: cannot choose a tree, found {sorted(set(trees))}; pass tree=..."
+            )
+    if tree not in trees:
+        raise InputFileError(f"{path}: no tree {tree!r}; trees in file: {sorted(set(trees))}")
+    return f[tree]
+
+
+def _iter_root(
+    path: str, variables: Sequence[str], prefix: str, tree: str | None, step_size: str | int
+) -> Iterator[JetChunk]:
+    t = _open_tree(path, tree)
+    mapping, convert = _resolve_columns(list(t.keys()), prefix, variables, f"{path}:{t.name}")
+    branches = sorted(set(mapping.values()))
+    try:
+        for arrays in t.iterate(branches, step_size=step_size, library="ak"):
+            jagged = arrays[branches[0]].ndim > 1
+            counts = ak.to_numpy(ak.num(arrays[branches[0]])) if jagged else None
+            cols = {
+                b: ak.to_numpy(ak.flatten(arrays[b]) if jagged else arrays[b]).astype(np.float64)
+                for b in branches
+            }
+            yield _chunk(_assemble(cols, mapping, convert, variables), counts, path)
+    except (OSError, ValueError) as err:
+        if isinstance(err, MissingBranchError):
+            raise
+        raise InputFileError(f"{path}: failed while reading {branches} ({err})") from None
+
+
+# ---------------------------------------------------------------------------------------
+# pickles and parquet
+
+
+def _iter_table(path: str, variables: Sequence[str], prefix: str) -> Iterator[JetChunk]:
+    suffix = Path(path).suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        import pandas as pd
+
+        try:
+            df = pd.read_pickle(path)
+        except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
+            raise InputFileError(f"{path}: cannot be read as a pandas pickle ({err})") from None
+        if not isinstance(df, pd.DataFrame):
+            raise InputFileError(f"{path}: pickle holds a {type(df).__name__}, not a DataFrame")
+        columns = [str(c) for c in df.columns]
+        # HEPAutoencoders pickles have bare columns (pt, eta, phi, m); allow a prefix too
+        use_prefix = "" if _find(columns, "", variables[0]) else prefix
+        mapping, convert = _resolve_columns(columns, use_prefix, variables, path)
+        cols = {c: df[c].to_numpy(dtype=np.float64) for c in set(mapping.values())}
+        yield _chunk(_assemble(cols, mapping, convert, variables), None, path)
+        return
+    try:
+        arr = ak.from_parquet(path)
+    except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
+        raise InputFileError(f"{path}: cannot be read as parquet ({err})") from None
+    fields = list(arr.fields)
+    use_prefix = "" if _find(fields, "", variables[0]) else prefix
+    mapping, convert = _resolve_columns(fields, use_prefix, variables, path)
+    names = sorted(set(mapping.values()))
+    jagged = arr[names[0]].ndim > 1
+    counts = ak.to_numpy(ak.num(arr[names[0]])) if jagged else None
+    cols = {
+        c: ak.to_numpy(ak.flatten(arr[c]) if jagged else arr[c]).astype(np.float64) for c in names
+    }
+    yield _chunk(_assemble(cols, mapping, convert, variables), counts, path)
+
+
+# ---------------------------------------------------------------------------------------
+# public entry points
+
+
+def iter_jets(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    variables: Sequence[str] = DEFAULT_VARIABLES,
+    *,
+    prefix: str = "Jet_",
+    tree: str | None = None,
+    step_size: str | int = "100 MB",
+) -> Iterator[JetChunk]:
+    """Yield the jets of one or more files chunk by chunk.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        ROOT (``.root``), pandas pickle (``.pkl``) or parquet (``.parquet``) files.
+    variables : sequence of str
+        Jet variables in the order wanted, e.g. ``("pt", "eta", "phi", "mass")``. Aliases
+        (``m``, ``pT``, ``energy``) are accepted; pt/eta/phi/mass/E are computed with
+        ``vector`` from px/py/pz/E branches when the file stores those instead.
+    prefix : str
+        Branch prefix of the jet collection in ROOT and parquet files (``Jet_``).
+    tree : str, optional
+        Tree name; by default ``Events`` or the only tree in the file.
+    step_size : str or int
+        Chunk size for ``uproot.iterate`` (ROOT files larger than memory stream).
+
+    Yields
+    ------
+    JetChunk
+        Finite jets of one chunk; jets with a NaN/inf value are dropped and counted.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise InputFileError("no input files given")
+    for p in paths:
+        path = os.fspath(p)
+        if not os.path.exists(path):
+            raise InputFileError(f"{path}: file not found")
+        suffix = Path(path).suffix.lower()
+        if suffix in ROOT_SUFFIXES:
+            yield from _iter_root(path, variables, prefix, tree, step_size)
+        elif suffix in PICKLE_SUFFIXES + PARQUET_SUFFIXES:
+            yield from _iter_table(path, variables, prefix)
+        else:
+            raise InputFileError(
+                f"{path}: unknown format {suffix!r}; expected one of "
+                f"{ROOT_SUFFIXES + PICKLE_SUFFIXES + PARQUET_SUFFIXES}"
+            )
+
+
+def read_jets(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    variables: Sequence[str] = DEFAULT_VARIABLES,
+    *,
+    prefix: str = "Jet_",
+    tree: str | None = None,
+    max_jets: int | None = None,
+    step_size: str | int = "100 MB",
+) -> JetData:
+    """Read all (finite) jets of the given files into one array.
+
+    Same parameters as :func:`iter_jets`; ``max_jets`` stops after that many jets.
+    Raises :class:`~hepae_coffea.errors.NoJetsError` when no finite jet is found.
+    """
+    variables = tuple(variables)
+    parts: list[np.ndarray] = []
+    n_events: int | None = 0
+    n_bad = 0
+    bad_by_var = np.zeros(len(variables), dtype=np.int64)
+    sources: list[str] = []
+    n = 0
+    for chunk in iter_jets(paths, variables, prefix=prefix, tree=tree, step_size=step_size):
+        parts.append(chunk.values)
+        n += len(chunk.values)
+        n_bad += chunk.n_nonfinite
+        if chunk.nonfinite_by_variable is not None:
+            bad_by_var += chunk.nonfinite_by_variable
+        if chunk.source not in sources:
+            sources.append(chunk.source)
+        if chunk.counts is None or n_events is None:
+            n_events = None
+        else:
+            n_events += len(chunk.counts)
+        if max_jets is not None and n >= max_jets:
+            break
+    values = np.concatenate(parts) if parts else np.empty((0, len(variables)))
+    if max_jets is not None:
+        values = values[:max_jets]
+    by_var = {v: int(b) for v, b in zip(variables, bad_by_var, strict=True) if b}
+    if n_bad:
+        log.warning(
+            "dropped %d jet(s) with non-finite values from %s (per variable: %s)",
+            n_bad,
+            sources,
+            by_var,
+        )
+    if len(values) == 0:
+        raise NoJetsError(
+            f"no finite jets in {[os.fspath(p) for p in paths] if not isinstance(paths, str | os.PathLike) else os.fspath(paths)}"
+            f" (variables {list(variables)}; {n_bad} dropped as non-finite)"
+        )
+    return JetData(values, variables, n_events, n_bad, by_var, tuple(sources))

@@ -1,0 +1,189 @@
+"""TorchScript export with the normalisation inside, and metadata readable without running it.
+
+The model file is an ordinary TorchScript archive (a zip). Its metadata is a JSON document
+stored as the extra file ``hepae_metadata.json``; :func:`read_metadata` reads it with
+:mod:`zipfile`, so describing a model never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .data import canonical_variable
+from .errors import ModelFileError
+
+__all__ = [
+    "FORMAT",
+    "LoadedModel",
+    "default_model_path",
+    "export_model",
+    "file_sha256",
+    "load_model",
+    "read_metadata",
+    "variable_unit",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "hepae-coffea-model"
+FORMAT_VERSION = 1
+METADATA_NAME = "hepae_metadata.json"
+_UNITS = {
+    "pt": "GeV",
+    "mass": "GeV",
+    "E": "GeV",
+    "px": "GeV",
+    "py": "GeV",
+    "pz": "GeV",
+    "eta": "",
+    "phi": "rad",
+}
+
+
+def variable_unit(variable: str) -> str:
+    """Unit of a jet variable (GeV for momenta, energies and masses; rad for phi)."""
+    return _UNITS.get(canonical_variable(variable), "")
+
+
+def default_model_path() -> Path:
+    """Path of the trained 4 -> 3 model shipped inside the package."""
+    return Path(str(resources.files("hepae_coffea") / "data" / "default_model.pt"))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (identifies a model, e.g. for per-worker caching)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Script ``model`` and save it atomically with ``metadata`` (JSON) inside.
+
+    The metadata gets ``format``, ``format_version`` and ``package_version`` added.
+    """
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__}
+    meta.update(metadata)
+    was_training = model.training
+    model.eval()
+    try:
+        scripted = torch.jit.script(model)
+    finally:
+        model.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta, indent=1)})
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    log.info("exported model to %s", path)
+    return path
+
+
+def read_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Read a model file's metadata without loading or running the model.
+
+    Parameters
+    ----------
+    path : path, optional
+        Model file; the shipped default model when omitted.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/extra/" + METADATA_NAME)]
+            if not names:
+                raise ModelFileError(
+                    f"{path}: not a hepae-coffea model (TorchScript file without {METADATA_NAME})"
+                )
+            meta = json.loads(zf.read(names[0]))
+    except zipfile.BadZipFile:
+        raise ModelFileError(
+            f"{path}: not a hepae-coffea model (not a TorchScript archive)"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{path}: model metadata is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path}: not a hepae-coffea model (metadata format is not {FORMAT!r})"
+        )
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {meta['format_version']} is newer than this "
+            f"package supports ({FORMAT_VERSION}); upgrade hepae-coffea"
+        )
+    meta["path"] = str(path)
+    return meta
+
+
+@dataclass
+class LoadedModel:
+    """A loaded TorchScript model with its metadata."""
+
+    module: torch.jit.ScriptModule
+    metadata: dict[str, Any]
+    sha256: str
+
+    @property
+    def variables(self) -> list[str]:
+        return [v["name"] for v in self.metadata["variables"]]
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.metadata["latent_dim"])
+
+
+def check_variables(metadata: dict[str, Any], requested: Sequence[str]) -> None:
+    """Raise :class:`ModelFileError` unless the model's variables are ``requested`` in order."""
+    have = [v["name"] for v in metadata["variables"]]
+    if [canonical_variable(v) for v in requested] != [canonical_variable(v) for v in have]:
+        raise ModelFileError(
+            f"{metadata.get('path', 'model')}: model variables {have} do not match the "
+            f"requested variables {list(requested)}"
+        )
+
+
+def load_model(
+    path: str | os.PathLike | None = None, variables: Sequence[str] | None = None
+) -> LoadedModel:
+    """Load a model file (default: the shipped model), checking it is one of ours.
+
+    Parameters
+    ----------
+    path : path, optional
+        TorchScript file written by :func:`export_model`.
+    variables : sequence of str, optional
+        If given, the model's input variables must be these, in this order.
+    """
+    meta = read_metadata(path)
+    if variables is not None:
+        check_variables(meta, variables)
+    try:
+        module = torch.jit.load(meta["path"], map_location="cpu")
+    except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
+        raise ModelFileError(f"{meta['path']}: cannot load TorchScript model ({err})") from None
+    module.eval()
+    return LoadedModel(module, meta, file_sha256(meta["path"]))

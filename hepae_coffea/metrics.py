@@ -1,0 +1,102 @@
+"""Residuals and their summary figures (sigma68, RMS), and unphysical-jet counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .data import canonical_variable
+
+__all__ = [
+    "ABSOLUTE_VARIABLES",
+    "residual_kind",
+    "residual_summary",
+    "residuals",
+    "sigma68",
+    "unphysical_mask",
+]
+
+#: Variables whose residual is absolute (rec - orig), not relative.
+ABSOLUTE_VARIABLES = frozenset({"eta", "phi"})
+_NONNEG = frozenset({"pt", "mass", "E"})
+
+
+def residual_kind(variable: str) -> str:
+    """``"absolute"`` for eta and phi, ``"relative"`` otherwise."""
+    return "absolute" if canonical_variable(variable) in ABSOLUTE_VARIABLES else "relative"
+
+
+def residuals(
+    original: np.ndarray, reconstructed: np.ndarray, variables: Sequence[str]
+) -> np.ndarray:
+    """Per-jet residuals: (rec - orig)/orig, or rec - orig for eta and phi (phi wrapped).
+
+    Relative residuals of jets with ``orig == 0`` are NaN (and count as non-finite).
+    """
+    orig = np.asarray(original, dtype=np.float64)
+    rec = np.asarray(reconstructed, dtype=np.float64)
+    out = np.empty_like(orig)
+    for i, v in enumerate(variables):
+        d = rec[:, i] - orig[:, i]
+        if canonical_variable(v) == "phi":
+            d = (d + math.pi) % (2 * math.pi) - math.pi
+        if residual_kind(v) == "absolute":
+            out[:, i] = d
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, i] = np.where(orig[:, i] != 0, d / orig[:, i], np.nan)
+    return out
+
+
+def sigma68(x: np.ndarray) -> float:
+    """Half the width of the central 68% interval (16th to 84th percentile)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(x, [15.865525393145708, 84.13447460685429])
+    return float(0.5 * (hi - lo))
+
+
+def unphysical_mask(values: np.ndarray, variables: Sequence[str]) -> np.ndarray:
+    """Jets with a non-finite value, negative pt/mass/E, or |phi| > pi."""
+    v = np.asarray(values)
+    bad = ~np.isfinite(v).all(axis=1)
+    for i, name in enumerate(variables):
+        c = canonical_variable(name)
+        if c in _NONNEG:
+            bad |= v[:, i] < 0
+        elif c == "phi":
+            bad |= np.abs(v[:, i]) > math.pi + 1e-6
+    return bad
+
+
+def residual_summary(
+    original: np.ndarray, reconstructed: np.ndarray, variables: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per variable: kind, mean, RMS, sigma68, 99th percentile of |residual|, fractions.
+
+    Also a ``"_jets"`` entry with the number of jets and of unphysical reconstructions.
+    """
+    res = residuals(original, reconstructed, variables)
+    out: dict[str, dict[str, float]] = {}
+    for i, v in enumerate(variables):
+        r = res[:, i]
+        fin = r[np.isfinite(r)]
+        out[v] = {
+            "kind": residual_kind(v),  # type: ignore[dict-item]
+            "mean": float(fin.mean()) if fin.size else float("nan"),
+            "rms": float(np.sqrt(np.mean(fin**2))) if fin.size else float("nan"),
+            "sigma68": sigma68(fin),
+            "q99_abs": float(np.percentile(np.abs(fin), 99)) if fin.size else float("nan"),
+            "frac_above_1pct": float(np.mean(np.abs(fin) > 0.01)) if fin.size else float("nan"),
+            "frac_above_5pct": float(np.mean(np.abs(fin) > 0.05)) if fin.size else float("nan"),
+            "n_nonfinite": int(r.size - fin.size),
+        }
+    out["_jets"] = {
+        "n": len(res),
+        "unphysical": int(unphysical_mask(reconstructed, variables).sum()),
+    }
+    return out

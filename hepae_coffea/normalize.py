@@ -1,0 +1,211 @@
+"""Per-variable physics normalisation with exact inverses, as fixed torch buffers.
+
+Each jet variable gets a transform, chosen from the training data unless overridden:
+
+``log``       ``(log(x + offset) - center) / scale``; default for pt, mass and E.
+``standard``  ``(x - center) / scale`` with the data's mean and standard deviation.
+``scale:S``   ``x / S`` (e.g. ``scale:3`` for eta).
+``angle``     two columns, ``cos x`` and ``sin x``, decoded with ``atan2``; default for phi.
+``periodic``  ``x / pi`` as is; decoded values are wrapped into (-pi, pi].
+``identity``  ``x`` unchanged.
+
+Variables whose training values are all >= 0 are clamped at zero on the way out, so
+decoded pt, mass and E are never negative. For the BCE loss every normalised column is
+further mapped onto [0, 1] with the training range (plus a margin).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import canonical_variable
+
+__all__ = ["TRANSFORM_KINDS", "Normalizer", "VariableTransform", "choose_transforms"]
+
+TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity")
+_LOG_DEFAULT = frozenset({"pt", "mass", "E"})
+
+
+@dataclass(frozen=True)
+class VariableTransform:
+    """The transform of one variable (all numbers in physical units)."""
+
+    variable: str
+    kind: str
+    center: float = 0.0
+    scale: float = 1.0
+    offset: float = 0.0
+    nonneg: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _parse_override(spec: str, variable: str) -> tuple[str, float | None]:
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in TRANSFORM_KINDS:
+        raise ValueError(
+            f"unknown transform {spec!r} for variable {variable!r}; choose from {TRANSFORM_KINDS}"
+        )
+    if arg:
+        try:
+            value = float(arg)
+        except ValueError:
+            raise ValueError(
+                f"transform {spec!r} for {variable!r}: {arg!r} is not a number"
+            ) from None
+        if not value > 0:
+            raise ValueError(f"transform {spec!r} for {variable!r}: scale must be > 0")
+        return kind, value
+    return kind, None
+
+
+def choose_transforms(
+    values: np.ndarray,
+    variables: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
+) -> list[VariableTransform]:
+    """Choose each variable's transform from training data.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_jets, n_variables)`` training values in physical units.
+    variables : sequence of str
+        Names of the columns.
+    overrides : mapping, optional
+        ``{variable: kind}`` with kinds from :data:`TRANSFORM_KINDS` (``scale:3`` allowed).
+    """
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(variables)
+    if unknown:
+        raise ValueError(
+            f"transform given for unknown variable(s) {sorted(unknown)}; have {list(variables)}"
+        )
+    out = []
+    for i, var in enumerate(variables):
+        x = np.asarray(values[:, i], dtype=np.float64)
+        canon = canonical_variable(var)
+        nonneg = bool(x.min() >= 0)
+        if var in overrides:
+            kind, arg = _parse_override(overrides[var], var)
+        elif canon in _LOG_DEFAULT and nonneg:
+            kind, arg = "log", None
+        elif canon == "phi":
+            kind, arg = "angle", None
+        else:
+            kind, arg = "standard", None
+        if kind == "log":
+            if not nonneg:
+                raise ValueError(f"log transform for {var!r} needs values >= 0, min is {x.min()}")
+            med = float(np.median(x))
+            # an offset only where tiny values would blow up the logarithm (e.g. mass ~ 0)
+            offset = 0.0 if x.min() > 0.01 * med else max(0.01 * med, 1e-6)
+            lx = np.log(x + offset)
+            out.append(
+                VariableTransform(
+                    var, "log", float(lx.mean()), float(lx.std() or 1.0), offset, True
+                )
+            )
+        elif kind == "standard":
+            out.append(
+                VariableTransform(
+                    var, "standard", float(x.mean()), float(x.std() or 1.0), 0.0, nonneg
+                )
+            )
+        elif kind == "scale":
+            scale = arg if arg is not None else float(np.abs(x).max() or 1.0)
+            out.append(VariableTransform(var, "scale", 0.0, scale, 0.0, nonneg))
+        elif kind == "periodic":
+            out.append(VariableTransform(var, "periodic", 0.0, math.pi, 0.0, False))
+        elif kind == "angle":
+            out.append(VariableTransform(var, "angle", 0.0, 1.0, 0.0, False))
+        else:
+            out.append(VariableTransform(var, "identity", 0.0, 1.0, 0.0, nonneg))
+    return out
+
+
+def _wrap_angle(x: torch.Tensor) -> torch.Tensor:
+    """Wrap into (-pi, pi]; values already inside are returned unchanged (bit for bit)."""
+    two_pi = 2.0 * math.pi
+    return x - two_pi * torch.ceil((x - math.pi) / two_pi)
+
+
+class Normalizer(nn.Module):
+    """Physical values <-> normalised network space; TorchScript-compatible.
+
+    The normalised layout has one column per variable (``cos`` for angle variables),
+    followed by one ``sin`` column per angle variable.
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[VariableTransform],
+        unit_range: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_vars = len(transforms)
+        angle = [i for i, t in enumerate(transforms) if t.kind == "angle"]
+        self.n_angles = len(angle)
+        self.n_norm = self.n_vars + self.n_angles
+        f32 = torch.float32
+        self.register_buffer("is_log", torch.tensor([t.kind == "log" for t in transforms]))
+        self.register_buffer(
+            "is_periodic", torch.tensor([t.kind == "periodic" for t in transforms])
+        )
+        self.register_buffer("nonneg", torch.tensor([t.nonneg for t in transforms]))
+        self.register_buffer("offset", torch.tensor([t.offset for t in transforms], dtype=f32))
+        self.register_buffer("center", torch.tensor([t.center for t in transforms], dtype=f32))
+        self.register_buffer("scale", torch.tensor([t.scale for t in transforms], dtype=f32))
+        self.register_buffer("angle_idx", torch.tensor(angle, dtype=torch.long))
+        if unit_range is None:
+            lo, hi = np.zeros(self.n_norm), np.ones(self.n_norm)
+        else:
+            lo, hi = unit_range
+        self.register_buffer("lo", torch.tensor(np.asarray(lo), dtype=f32))
+        self.register_buffer("width", torch.tensor(np.asarray(hi) - np.asarray(lo), dtype=f32))
+
+    def set_unit_range(self, normalised: torch.Tensor, margin: float = 0.1) -> None:
+        """Map the normalised training values onto [margin', 1 - margin'] (for BCE)."""
+        lo = normalised.min(dim=0).values
+        hi = normalised.max(dim=0).values
+        pad = (hi - lo).clamp(min=1e-6) * margin
+        self.lo.copy_(lo - pad)
+        self.width.copy_(hi - lo + 2 * pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical ``(n, n_vars)`` -> normalised ``(n, n_norm)``."""
+        xt = torch.where(self.is_log, torch.log(torch.clamp(x + self.offset, min=1e-30)), x)
+        z = (xt - self.center) / self.scale
+        if self.n_angles > 0:
+            ang = x.index_select(1, self.angle_idx)
+            z = z.index_copy(1, self.angle_idx, torch.cos(ang))
+            z = torch.cat([z, torch.sin(ang)], dim=1)
+        return (z - self.lo) / self.width
+
+    @torch.jit.export
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised ``(n, n_norm)`` -> physical ``(n, n_vars)``."""
+        z = z * self.width + self.lo
+        base = z[:, : self.n_vars]
+        xt = base * self.scale + self.center
+        x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
+        if self.n_angles > 0:
+            c = base.index_select(1, self.angle_idx)
+            s = z[:, self.n_vars :]
+            x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
+        x = torch.where(self.is_periodic, _wrap_angle(x), x)
+        return torch.where(self.nonneg, torch.clamp(x, min=0.0), x)
+
+    @torch.jit.export
+    def column_owner(self) -> torch.Tensor:
+        """Index of the variable each normalised column belongs to."""
+        own = torch.arange(self.n_vars, device=self.angle_idx.device)
+        return torch.cat([own, self.angle_idx])

@@ -1,0 +1,1 @@
+"""Coffea processors of hepae-coffea, installed as ``hepae_coffea.processors``."""
