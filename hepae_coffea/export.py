@@ -92,6 +92,9 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
     os.close(fd)
     try:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta, indent=1)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates owner-only files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

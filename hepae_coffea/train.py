@@ -32,7 +32,7 @@ from .data import read_jets
 from .export import export_model, variable_unit
 from .metrics import residual_summary, residuals
 from .models import JetAutoencoder, ModelConfig, build_model
-from .normalize import Normalizer, choose_transforms
+from .normalize import Normalizer, VariableTransform, choose_transforms
 
 __all__ = ["SCHEDULES", "TrainConfig", "TrainResult", "load_config", "lr_find", "train"]
 
@@ -168,7 +168,8 @@ def _prepare(config: TrainConfig):
     tr_idx, va_idx = _split(data.n_jets, config.val_fraction, config.seed)
     x_tr, x_va = data.values[tr_idx], data.values[va_idx]
     mcfg = config.model_config()
-    normalizer = Normalizer(choose_transforms(x_tr, config.variables, config.transforms))
+    transforms = choose_transforms(x_tr, config.variables, config.transforms)
+    normalizer = Normalizer(transforms)
     t_tr = torch.tensor(x_tr, dtype=torch.float32)
     t_va = torch.tensor(x_va, dtype=torch.float32)
     if mcfg.loss == "bce":
@@ -176,6 +177,7 @@ def _prepare(config: TrainConfig):
     model = build_model(mcfg, normalizer)
     with torch.no_grad():
         u_tr, u_va = normalizer(t_tr), normalizer(t_va)
+    data.transforms = transforms  # type: ignore[attr-defined]
     return data, model, u_tr, u_va, t_va
 
 
@@ -396,7 +398,7 @@ def train(
         "stop_reason": stop_reason,
         "seconds": round(seconds, 1),
     }
-    metadata = build_metadata(model, config, data.summary(), metrics)
+    metadata = build_metadata(model, config, data.summary(), metrics, data.transforms)
     export_model(model, paths["model"], metadata)
     return TrainResult(model, history, metrics, paths, seconds)
 
@@ -406,32 +408,10 @@ def build_metadata(
     config: TrainConfig,
     data_summary: dict[str, Any],
     metrics: dict[str, Any],
+    transforms: Sequence[VariableTransform],
 ) -> dict[str, Any]:
     """The JSON metadata stored in the exported model file."""
-    from .normalize import VariableTransform
-
     norm = model.normalizer
-    transforms = []
-    for i, v in enumerate(config.variables):
-        kind = (
-            "log"
-            if bool(norm.is_log[i])
-            else (
-                "angle"
-                if i in norm.angle_idx.tolist()
-                else ("periodic" if bool(norm.is_periodic[i]) else "affine")
-            )
-        )
-        transforms.append(
-            VariableTransform(
-                v,
-                kind,
-                float(norm.center[i]),
-                float(norm.scale[i]),
-                float(norm.offset[i]),
-                bool(norm.nonneg[i]),
-            ).to_dict()
-        )
     mcfg = config.model_config()
     return {
         "kind": mcfg.kind,
@@ -440,7 +420,7 @@ def build_metadata(
         "levels": mcfg.levels if mcfg.bottleneck == "packed" else None,
         "latent_dim": mcfg.latent_dim,
         "variables": [{"name": v, "unit": variable_unit(v)} for v in config.variables],
-        "normalisation": transforms,
+        "normalisation": [t.to_dict() for t in transforms],
         "unit_range": {"lo": norm.lo.tolist(), "width": norm.width.tolist()},
         "architecture": {
             "hidden": list(mcfg.hidden),

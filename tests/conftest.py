@@ -59,3 +59,14 @@ def train_sample(tmp_path_factory):
     path = tmp_path_factory.mktemp("train") / "train.root"
     write_nanoaod(path, counts, jets)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny tensors train faster on one thread than on two competing ones."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hepae_coffea.cli import main
+from hepae_coffea.export import default_model_path
+
+
+def test_info_default_json(capsys):
+    assert main(["info", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["path"] == str(default_model_path())
+    assert meta["variables"] == ["pt", "eta", "phi", "mass"]
+    assert meta["latent_dim"] == 3
+    assert meta["kind"] == "ae"
+
+
+def test_info_text(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "pt [GeV]" in out
+    assert "latent_dim   3" in out
+
+
+def test_info_wrong_file(tmp_path, capsys):
+    bad = tmp_path / "x.pt"
+    bad.write_text("hello")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "x.pt: not a hepae-coffea model" in err
+
+
+def test_train_cli_with_config_and_overrides(train_sample, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 5\nhidden: [16, 16]\nlr: 0.01\n")
+    out = tmp_path / "m.pt"
+    rc = main(["train", str(train_sample), "-o", str(out), "--config", str(cfg), "--epochs", "2",
+               "--weight", "phi=2", "--transform", "eta=scale:3", "--no-preview", "-q"])
+    assert rc == 0
+    saved = (tmp_path / "m.config.yaml").read_text()
+    assert "epochs: 2" in saved  # the command line wins over the config file
+    assert "- 16" in saved
+    assert "phi: 2.0" in saved
+    assert "eta: scale:3" in saved
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["architecture"]["hidden"] == [16, 16]
+    assert meta["loss_weights"]["phi"] == 2.0
+    assert meta["normalisation"][1]["scale"] == 3.0
+
+
+def test_train_cli_lr_find(train_sample, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["train", str(train_sample), "-o", str(out), "--lr-find", "-q"]) == 0
+    assert "suggested learning rate" in capsys.readouterr().out
+    assert (tmp_path / "m.lr_find.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "missing.root", "-o", "m.pt"], "missing.root: file not found"),
+        (["train", "-o", "m.pt"], "no training data"),
+        (["train", "{sample}", "--variables", "pt,foo", "-o", "m.pt"], "no branch for jet variable(s) ['foo']"),
+        (["train", "{sample}", "--kind", "gan", "-o", "m.pt"], "kind 'gan' not in"),
+        (["train", "{sample}", "--weight", "phi", "-o", "m.pt"], "--weight must look like NAME=VALUE"),
+    ],
+)
+def test_train_cli_errors(train_sample, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{sample}", str(train_sample)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_generate_without_extra_is_clear(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)
+    assert main(["generate", "--process", "qcd", "--events", "2", "-o", str(tmp_path / "x.root")]) == 2
+    assert "needs the 'generate' extra" in capsys.readouterr().err
+
+
+def test_demo_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sigma68" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_jets"] > 1000
+    assert summary["summary"]["_jets"]["unphysical"] == 0
+    assert (out / "residuals.png").stat().st_size > 10_000
+
+
+def test_entry_point_and_processors_import_outside_repo(tmp_path):
+    """The console script works and processors import as hepae_coffea.processors anywhere."""
+    (tmp_path / "processors").mkdir()  # a user's own folder must not shadow ours
+    code = "import hepae_coffea.processors as p, hepae_coffea; print(p.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       check=True)
+    assert r.stdout.strip() == "hepae_coffea.processors"
+    r = subprocess.run([sys.executable, "-m", "hepae_coffea.cli", "--version"], cwd=tmp_path,
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.startswith("hepae-coffea ")
