@@ -71,6 +71,8 @@ def evaluate(
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     data = read_jets(inputs, loaded.variables, prefix=prefix, tree=tree, max_jets=max_jets)
+    run_model(loaded, data.values[:256])  # TorchScript optimises on the first calls
+    run_model(loaded, data.values[:256])
     t0 = time.perf_counter()
     z, rec, s = run_model(loaded, data.values)
     dt = time.perf_counter() - t0

@@ -74,6 +74,7 @@ def plot_residuals(
             half = max(5 * s68, 1e-4) if np.isfinite(s68) else 1.0
             h, edges = np.histogram(np.clip(r, -half, half), bins=bins, range=(-half, half))
             mh.histplot(h, edges, ax=ax, histtype="fill", alpha=0.6, color="C0")
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)
             ax.set_xlabel(residual_axis_label(var), fontsize=14)
             ax.set_ylabel("Jets / bin", fontsize=14)
             ax.set_yscale("log")

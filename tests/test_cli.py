@@ -39,8 +39,24 @@ def test_train_cli_with_config_and_overrides(train_sample, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("epochs: 5\nhidden: [16, 16]\nlr: 0.01\n")
     out = tmp_path / "m.pt"
-    rc = main(["train", str(train_sample), "-o", str(out), "--config", str(cfg), "--epochs", "2",
-               "--weight", "phi=2", "--transform", "eta=scale:3", "--no-preview", "-q"])
+    rc = main(
+        [
+            "train",
+            str(train_sample),
+            "-o",
+            str(out),
+            "--config",
+            str(cfg),
+            "--epochs",
+            "2",
+            "--weight",
+            "phi=2",
+            "--transform",
+            "eta=scale:3",
+            "--no-preview",
+            "-q",
+        ]
+    )
     assert rc == 0
     saved = (tmp_path / "m.config.yaml").read_text()
     assert "epochs: 2" in saved  # the command line wins over the config file
@@ -67,9 +83,15 @@ def test_train_cli_lr_find(train_sample, tmp_path, capsys):
     [
         (["train", "missing.root", "-o", "m.pt"], "missing.root: file not found"),
         (["train", "-o", "m.pt"], "no training data"),
-        (["train", "{sample}", "--variables", "pt,foo", "-o", "m.pt"], "no branch for jet variable(s) ['foo']"),
+        (
+            ["train", "{sample}", "--variables", "pt,foo", "-o", "m.pt"],
+            "no branch for jet variable(s) ['foo']",
+        ),
         (["train", "{sample}", "--kind", "gan", "-o", "m.pt"], "kind 'gan' not in"),
-        (["train", "{sample}", "--weight", "phi", "-o", "m.pt"], "--weight must look like NAME=VALUE"),
+        (
+            ["train", "{sample}", "--weight", "phi", "-o", "m.pt"],
+            "--weight must look like NAME=VALUE",
+        ),
     ],
 )
 def test_train_cli_errors(train_sample, tmp_path, monkeypatch, capsys, argv, message):
@@ -83,7 +105,9 @@ def test_train_cli_errors(train_sample, tmp_path, monkeypatch, capsys, argv, mes
 
 def test_generate_without_extra_is_clear(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "pythia8mc", None)
-    assert main(["generate", "--process", "qcd", "--events", "2", "-o", str(tmp_path / "x.root")]) == 2
+    assert (
+        main(["generate", "--process", "qcd", "--events", "2", "-o", str(tmp_path / "x.root")]) == 2
+    )
     assert "needs the 'generate' extra" in capsys.readouterr().err
 
 
@@ -102,9 +126,15 @@ def test_entry_point_and_processors_import_outside_repo(tmp_path):
     """The console script works and processors import as hepae_coffea.processors anywhere."""
     (tmp_path / "processors").mkdir()  # a user's own folder must not shadow ours
     code = "import hepae_coffea.processors as p, hepae_coffea; print(p.__name__)"
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert r.stdout.strip() == "hepae_coffea.processors"
-    r = subprocess.run([sys.executable, "-m", "hepae_coffea.cli", "--version"], cwd=tmp_path,
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "hepae_coffea.cli", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert r.stdout.startswith("hepae-coffea ")
