@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "export_model",
     "file_sha256",
     "load_model",
+    "metadata_from_bytes",
     "read_metadata",
     "variable_unit",
 ]
@@ -115,30 +117,38 @@ def read_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
     path = Path(path) if path is not None else default_model_path()
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
+    with open(path, "rb") as f:
+        meta = metadata_from_bytes(f.read(), str(path))
+    meta["path"] = str(path)
+    return meta
+
+
+def metadata_from_bytes(data: bytes, label: str = "model") -> dict[str, Any]:
+    """Metadata of a model file held in memory (``label`` names it in errors)."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = [n for n in zf.namelist() if n.endswith("/extra/" + METADATA_NAME)]
             if not names:
                 raise ModelFileError(
-                    f"{path}: not a hepae-coffea model (TorchScript file without {METADATA_NAME})"
+                    f"{label}: not a hepae-coffea model (TorchScript file without {METADATA_NAME})"
                 )
             meta = json.loads(zf.read(names[0]))
     except zipfile.BadZipFile:
         raise ModelFileError(
-            f"{path}: not a hepae-coffea model (not a TorchScript archive)"
+            f"{label}: not a hepae-coffea model (not a TorchScript archive)"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"{path}: model metadata is not valid JSON ({err})") from None
+        raise ModelFileError(f"{label}: model metadata is not valid JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(
-            f"{path}: not a hepae-coffea model (metadata format is not {FORMAT!r})"
+            f"{label}: not a hepae-coffea model (metadata format is not {FORMAT!r})"
         )
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: model format version {meta['format_version']} is newer than this "
+            f"{label}: model format version {meta['format_version']} is newer than this "
             f"package supports ({FORMAT_VERSION}); upgrade hepae-coffea"
         )
-    meta["path"] = str(path)
+    meta["path"] = label
     return meta
 
 

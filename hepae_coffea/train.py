@@ -399,6 +399,14 @@ def train(
         "seconds": round(seconds, 1),
     }
     metadata = build_metadata(model, config, data.summary(), metrics, data.transforms)
+    with torch.no_grad():
+        z = model.encode(x_va)
+    if config.bottleneck == "packed":
+        metadata["latent_range"] = [0.0, 1.0]
+    else:
+        lo, hi = float(z.min()), float(z.max())
+        pad = 0.1 * (hi - lo) or 1.0
+        metadata["latent_range"] = [lo - pad, hi + pad]
     export_model(model, paths["model"], metadata)
     return TrainResult(model, history, metrics, paths, seconds)
 

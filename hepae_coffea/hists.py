@@ -1,0 +1,153 @@
+"""Histogram definitions (named axes) filled by the compression processor.
+
+All histograms are built once per chunk from the model's metadata, so every chunk, worker
+and executor makes identical axes and the outputs add bin by bin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hist
+import numpy as np
+
+from .data import canonical_variable
+from .metrics import residual_kind
+
+__all__ = [
+    "SCORE_EDGES",
+    "distribution_axis",
+    "hist_quantile",
+    "make_hists",
+    "residual_edges",
+    "sigma68_from_hist",
+]
+
+#: log-spaced anomaly-score bins (reconstruction error in normalised space)
+SCORE_EDGES = np.geomspace(1e-10, 1e3, 131)
+PT_EDGES = np.geomspace(20.0, 5000.0, 49)
+_UNITS = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
+
+
+def residual_edges(per_side: int = 280, lo: float = 1e-7, hi: float = 10.0) -> np.ndarray:
+    """Symmetric log-spaced bin edges: fine near zero (40 bins per decade by default)."""
+    pos = np.geomspace(lo, hi, per_side)
+    return np.concatenate([-pos[::-1], pos])
+
+
+def _label(variable: str) -> str:
+    unit = _UNITS.get(canonical_variable(variable))
+    return f"{variable} [{unit}]" if unit else variable
+
+
+def distribution_axis(variable: str, rng: Sequence[float] | None) -> hist.axis.AxisProtocol:
+    """Axis for a variable's original/reconstructed distribution, from its training range.
+
+    ``rng`` is (min, median, max) of the training data, as stored in the model metadata.
+    """
+    canon = canonical_variable(variable)
+    name = "value"
+    if canon == "phi":
+        return hist.axis.Regular(64, -math.pi, math.pi, name=name, label=_label(variable))
+    if canon == "eta":
+        return hist.axis.Regular(100, -5.0, 5.0, name=name, label=_label(variable))
+    lo, _, hi = rng if rng is not None else (0.0, 1.0, 1.0)
+    if canon in ("pt", "mass", "E") and hi > 0:
+        start = max(lo, hi * 1e-3, 1e-3)
+        return hist.axis.Variable(
+            np.geomspace(start, hi * 2.0, 81), name=name, label=_label(variable)
+        )
+    pad = 0.05 * (hi - lo) or 1.0
+    return hist.axis.Regular(100, lo - pad, hi + pad, name=name, label=_label(variable))
+
+
+def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Empty histograms for one dataset, built from a model's metadata."""
+    variables = [v["name"] for v in metadata["variables"]]
+    k = int(metadata["latent_dim"])
+    ranges = metadata.get("training", {}).get("data", {}).get("ranges", {})
+    lat = metadata.get("latent_range") or [0.0, 1.0]
+    var_axis = hist.axis.StrCategory(variables, name="variable", label="Variable", overflow=False)
+    res_axis = hist.axis.Variable(residual_edges(), name="residual", label="(rec - orig)/orig")
+    abs_axis = hist.axis.Variable(residual_edges(), name="residual", label="rec - orig")
+    coarse = hist.axis.Variable(
+        residual_edges(per_side=100, lo=1e-6), name="residual", label="residual"
+    )
+    return {
+        "residual": hist.Hist(var_axis, res_axis),
+        "residual_abs": hist.Hist(var_axis, abs_axis),
+        "residual_moments": hist.Hist(var_axis, storage=hist.storage.Mean()),
+        "residual_vs_pt": hist.Hist(
+            var_axis,
+            hist.axis.Variable(PT_EDGES, name="pt", label="original jet pT [GeV]"),
+            coarse,
+        ),
+        "distribution": {
+            v: hist.Hist(
+                distribution_axis(v, ranges.get(v)),
+                hist.axis.StrCategory(
+                    ["original", "reconstructed"], name="version", overflow=False
+                ),
+            )
+            for v in variables
+        },
+        "score_jet": hist.Hist(
+            hist.axis.Variable(SCORE_EDGES, name="score", label="jet anomaly score")
+        ),
+        "score_event_max": hist.Hist(
+            hist.axis.Variable(SCORE_EDGES, name="score", label="event score (max over jets)")
+        ),
+        "score_event_mean": hist.Hist(
+            hist.axis.Variable(SCORE_EDGES, name="score", label="event score (mean over jets)")
+        ),
+        "latent": hist.Hist(
+            hist.axis.IntCategory(
+                list(range(k)), name="dim", label="latent dimension", overflow=False
+            ),
+            hist.axis.Regular(200, float(lat[0]), float(lat[1]), name="z", label="latent value"),
+        ),
+        "counters": {
+            "events": 0,
+            "jets": 0,
+            "jets_selected": 0,
+            "jets_nonfinite": 0,
+            "jets_unphysical": 0,
+            "model_loads": 0,
+        },
+    }
+
+
+def preferred_residual(h_rel: hist.Hist, h_abs: hist.Hist, variable: str) -> hist.Hist:
+    """The 1D residual of a variable: absolute for eta and phi, relative otherwise."""
+    src = h_abs if residual_kind(variable) == "absolute" else h_rel
+    return src[{"variable": variable}]
+
+
+def hist_quantile(h: hist.Hist, q: Sequence[float]) -> np.ndarray:
+    """Quantiles of a 1D histogram, interpolating linearly inside bins (flow bins included
+    in the normalisation, reported at the axis edge)."""
+    counts = h.values(flow=True).astype(float)
+    edges = h.axes[0].edges
+    total = counts.sum()
+    if total <= 0:
+        return np.full(len(q), np.nan)
+    cum = np.cumsum(counts) / total
+    # flow layout: [underflow, bins..., overflow]; map to positions on the edges
+    lefts = np.concatenate([[edges[0]], edges[:-1], [edges[-1]]])
+    rights = np.concatenate([[edges[0]], edges[1:], [edges[-1]]])
+    out = []
+    for qq in q:
+        i = int(np.searchsorted(cum, qq))
+        i = min(i, len(counts) - 1)
+        prev = cum[i - 1] if i > 0 else 0.0
+        frac = (qq - prev) / (cum[i] - prev) if cum[i] > prev else 0.5
+        out.append(lefts[i] + frac * (rights[i] - lefts[i]))
+    return np.asarray(out)
+
+
+def sigma68_from_hist(h: hist.Hist) -> float:
+    """Half the 16th-84th percentile width of a 1D histogram."""
+    lo, hi = hist_quantile(h, [0.15865525393145708, 0.8413447460685429])
+    return float(0.5 * (hi - lo))

@@ -1,0 +1,278 @@
+"""Coffea processor: compress -> decompress jets with an autoencoder, histogram the damage.
+
+For every chunk of events the processor takes a jet collection (NanoAOD ``Jet`` with
+``NanoAODSchema``, or the jagged ``Jet_*`` branches of a flat tree with ``BaseSchema``),
+applies an optional selection, flattens the jets, runs the TorchScript model's
+encode -> decode in float32, maps the results back onto the events (``ak.unflatten``) and
+fills histograms of residuals, distributions, anomaly scores and latents, keyed by dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import torch
+from coffea import processor
+
+from hepae_coffea.data import _assemble, _resolve_columns, canonical_variable
+from hepae_coffea.errors import ModelFileError
+from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
+from hepae_coffea.hists import make_hists
+from hepae_coffea.metrics import residuals, unphysical_mask
+from hepae_coffea.model_cache import get_model, model_bytes_sha256
+
+__all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkResult:
+    """Per-chunk arrays of a compress -> decompress pass.
+
+    ``original``/``reconstructed``/``latent``/``score`` are flat over the jets that passed
+    the selection and were finite (in file order); ``counts`` gives how many such jets each
+    event has, so ``ak.unflatten(reconstructed, counts)`` is the event structure.
+    """
+
+    original: np.ndarray
+    reconstructed: np.ndarray
+    latent: np.ndarray
+    score: np.ndarray
+    counts: np.ndarray
+    n_jets: int
+    n_selected: int
+    n_nonfinite: int
+    model_loaded: bool
+
+    def unflatten(self, values: np.ndarray) -> ak.Array:
+        """Map per-jet ``values`` back onto the event structure."""
+        return ak.unflatten(values, self.counts)
+
+
+def _jet_fields(events: ak.Array, collection: str) -> tuple[list[str], str]:
+    """Field names available for the collection and the prefix to put before them."""
+    fields = list(events.fields)
+    if collection in fields and len(events[collection].fields) > 0:
+        return list(events[collection].fields), ""
+    prefix = collection + "_"
+    return [f for f in fields if f.startswith(prefix)], prefix
+
+
+def _column(events: ak.Array, collection: str, prefix: str, name: str) -> ak.Array:
+    return events[name] if prefix else events[collection][name]
+
+
+def compress_decompress_chunk(
+    events: ak.Array,
+    model_bytes: bytes,
+    sha256: str,
+    variables: Sequence[str],
+    latent_dim: int,
+    *,
+    collection: str = "Jet",
+    fields: Mapping[str, str] | None = None,
+    pt_min: float | None = None,
+    abs_eta_max: float | None = None,
+    where: str = "chunk",
+) -> ChunkResult:
+    """Run the model over one chunk's jets (vectorised) and return flat and per-event results.
+
+    Parameters
+    ----------
+    events : awkward.Array
+        A chunk of events (NanoEvents or a plain awkward record array).
+    model_bytes, sha256 : bytes, str
+        The TorchScript file and its hash (the per-worker cache key).
+    variables : sequence of str
+        The model's input variables, in order.
+    latent_dim : int
+        The model's latent size (for the shape of empty results).
+    collection : str
+        Jet collection (``Jet``), or prefix of flat branches (``Jet`` -> ``Jet_pt``).
+    fields : mapping, optional
+        ``{model variable: field name}`` where the names differ (e.g. ``{"mass": "m"}``).
+        Without pt/eta/phi/mass/E fields, px/py/pz/E are converted with ``vector``.
+    pt_min, abs_eta_max : float, optional
+        Jet selection, applied before the model.
+    """
+    module, loaded = get_model(model_bytes, sha256)
+    fields = dict(fields or {})
+    available, prefix = _jet_fields(events, collection)
+    label = f"{where}: collection {collection!r}"
+
+    def flat(name: str) -> np.ndarray:
+        arr = ak.flatten(_column(events, collection, prefix, name), axis=1)
+        return ak.to_numpy(arr).astype(np.float64)
+
+    def read(wanted: list[str]) -> np.ndarray:
+        mapping, convert = _resolve_columns(available, prefix, wanted, label)
+        cols = {n: flat(n) for n in set(mapping.values())}
+        return _assemble(cols, mapping, convert, wanted)
+
+    values = read([fields.get(v, v) for v in variables])
+    n_jets = len(values)
+    counts_all = np.zeros(len(events), dtype=np.int64)
+    if available:
+        first = _column(events, collection, prefix, available[0])
+        counts_all = ak.to_numpy(ak.num(first, axis=1)).astype(np.int64)
+    keep = np.ones(n_jets, dtype=bool)
+    if pt_min is not None or abs_eta_max is not None:
+        canon = [canonical_variable(v) for v in variables]
+        if "pt" in canon and "eta" in canon:
+            pt, eta = values[:, canon.index("pt")], values[:, canon.index("eta")]
+        else:
+            pt, eta = read(["pt", "eta"]).T
+        if pt_min is not None:
+            keep &= pt > pt_min
+        if abs_eta_max is not None:
+            keep &= np.abs(eta) < abs_eta_max
+    n_selected = int(keep.sum())
+    finite = np.isfinite(values).all(axis=1)
+    n_nonfinite = int((keep & ~finite).sum())
+    keep &= finite
+    x = np.ascontiguousarray(values[keep], dtype=np.float32)
+    if len(x):
+        with torch.inference_mode():
+            z, rec, s = module.encode_decode_score(torch.from_numpy(x))
+        z, rec, s = z.numpy(), rec.numpy(), s.numpy()
+    else:  # chunks without jets: empty arrays of the right shape
+        z = np.zeros((0, latent_dim), np.float32)
+        rec = np.zeros((0, len(variables)), np.float32)
+        s = np.zeros(0, np.float32)
+    counts = np.zeros(len(counts_all), dtype=np.int64)
+    if n_jets:
+        counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts_all), axis=1)).astype(np.int64)
+    return ChunkResult(x, rec, z, s, counts, n_jets, n_selected, n_nonfinite, loaded)
+
+
+class JetCompressionProcessor(processor.ProcessorABC):
+    """Compress -> decompress jets chunk by chunk and histogram residuals and scores.
+
+    The processor holds only configuration and the model file's bytes, so it pickles to
+    any executor; the model itself is loaded once per worker process (cached by hash).
+
+    Parameters
+    ----------
+    model : path or bytes, optional
+        TorchScript model file written by hepae-coffea (default: the shipped model).
+    collection : str
+        Jet collection name (NanoAOD ``Jet``), or prefix of flat jagged branches.
+    fields : mapping, optional
+        ``{model variable: field}`` where the names differ from the model's variables.
+    pt_min, abs_eta_max : float, optional
+        Jet selection before the model.
+    torch_threads : int, optional
+        Set torch's intra-op threads in the worker (1 avoids oversubscription when several
+        worker processes share a machine). None leaves torch's setting alone.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | bytes | None = None,
+        *,
+        collection: str = "Jet",
+        fields: Mapping[str, str] | None = None,
+        pt_min: float | None = None,
+        abs_eta_max: float | None = None,
+        torch_threads: int | None = None,
+    ) -> None:
+        if isinstance(model, bytes | bytearray):
+            self.model_bytes = bytes(model)
+            label = "model bytes"
+        else:
+            path = Path(model) if model is not None else default_model_path()
+            if not path.exists():
+                raise ModelFileError(f"{path}: model file not found")
+            self.model_bytes = path.read_bytes()
+            label = str(path)
+        self.metadata = metadata_from_bytes(self.model_bytes, label)
+        self.sha256 = model_bytes_sha256(self.model_bytes)
+        self.variables = [v["name"] for v in self.metadata["variables"]]
+        self.collection = collection
+        self.fields = dict(fields or {})
+        unknown = set(self.fields) - set(self.variables)
+        if unknown:
+            raise ModelFileError(
+                f"{label}: field mapping names {sorted(unknown)}, which are not model "
+                f"variables {self.variables}"
+            )
+        self.pt_min = pt_min
+        self.abs_eta_max = abs_eta_max
+        self.torch_threads = torch_threads
+
+    def check_variables(self, requested: Sequence[str]) -> None:
+        """Fail unless the model's variables are ``requested`` (in order)."""
+        check_variables(self.metadata, requested)
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        if self.torch_threads is not None and torch.get_num_threads() != self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        meta = events.metadata if hasattr(events, "metadata") else {}
+        dataset = meta.get("dataset", "dataset")
+        where = f"{meta.get('filename', 'events')} [{meta.get('entrystart', '?')}:{meta.get('entrystop', '?')}]"
+        res = compress_decompress_chunk(
+            events,
+            self.model_bytes,
+            self.sha256,
+            self.variables,
+            int(self.metadata["latent_dim"]),
+            collection=self.collection,
+            fields=self.fields,
+            pt_min=self.pt_min,
+            abs_eta_max=self.abs_eta_max,
+            where=where,
+        )
+        out = make_hists(self.metadata)
+        self._fill(out, res)
+        c = out["counters"]
+        c["events"] = len(events)
+        c["jets"] = res.n_jets
+        c["jets_selected"] = res.n_selected
+        c["jets_nonfinite"] = res.n_nonfinite
+        c["jets_unphysical"] = int(unphysical_mask(res.reconstructed, self.variables).sum())
+        c["model_loads"] = int(res.model_loaded)
+        return {dataset: out}
+
+    def _fill(self, out: dict[str, Any], res: ChunkResult) -> None:
+        orig = res.original.astype(np.float64)
+        rec = res.reconstructed.astype(np.float64)
+        n = len(orig)
+        if n == 0:
+            return
+        rel = residuals(orig, rec, ["relative"] * len(self.variables))  # relative for all
+        absr = residuals(orig, rec, ["eta"] * len(self.variables))  # absolute for all
+        canon = [canonical_variable(v) for v in self.variables]
+        for i, (v, c) in enumerate(zip(self.variables, canon, strict=True)):
+            if c == "phi":  # wrapped difference
+                absr[:, i] = residuals(orig[:, [i]], rec[:, [i]], ["phi"])[:, 0]
+            r_rel, r_abs = rel[:, i], absr[:, i]
+            preferred = r_abs if c in ("eta", "phi") else r_rel
+            fin = np.isfinite(r_rel)
+            out["residual"].fill(variable=v, residual=r_rel[fin])
+            out["residual_abs"].fill(variable=v, residual=r_abs)
+            out["residual_moments"].fill(variable=v, sample=preferred[np.isfinite(preferred)])
+            if "pt" in canon:
+                pt = orig[:, canon.index("pt")]
+                ok = np.isfinite(preferred)
+                out["residual_vs_pt"].fill(variable=v, pt=pt[ok], residual=preferred[ok])
+            h = out["distribution"][v]
+            h.fill(value=orig[:, i], version="original")
+            h.fill(value=rec[:, i], version="reconstructed")
+        out["score_jet"].fill(score=res.score)
+        per_event = res.unflatten(res.score)
+        has = res.counts > 0
+        out["score_event_max"].fill(score=ak.to_numpy(ak.max(per_event, axis=1)[has]))
+        out["score_event_mean"].fill(score=ak.to_numpy(ak.mean(per_event, axis=1)[has]))
+        for d in range(res.latent.shape[1]):
+            out["latent"].fill(dim=d, z=res.latent[:, d])
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        return accumulator
