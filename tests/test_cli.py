@@ -117,9 +117,13 @@ def test_demo_writes_outputs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "sigma68" in text
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_jets"] > 1000
-    assert summary["summary"]["_jets"]["unphysical"] == 0
+    counters = summary["qcd_sample"]["counters"]
+    assert counters["jets"] > 1000
+    assert counters["jets_unphysical"] == 0
+    assert summary["qcd_sample"]["residuals"]["pt"]["sigma68"] < 0.02
     assert (out / "residuals.png").stat().st_size > 10_000
+    assert (out / "results.coffea").exists()
+    assert (out / "results.root").exists()
 
 
 def test_entry_point_and_processors_import_outside_repo(tmp_path):

@@ -1,0 +1,112 @@
+"""The model for coffea's dask-awkward route: a ``coffea.ml_tools.torch_wrapper`` subclass.
+
+For analyses built on ``NanoEventsFactory(..., mode="dask")`` or
+``coffea.dataset_tools.apply_to_fileset``::
+
+    wrapper = JetAutoencoderWrapper("model.pt")             # or None: the shipped model
+    rec = wrapper.reconstruct(events.Jet)                   # jagged, like events.Jet
+    score = wrapper.reconstruct(events.Jet, output="score") # per-jet anomaly score
+
+As in coffea, the model is loaded lazily on each worker from the TorchScript file (which
+must be readable at the same path there), never pickled as a live module.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea.ml_tools.torch_wrapper import torch_wrapper
+
+from hepae_coffea.export import check_variables, default_model_path, read_metadata
+
+__all__ = ["OUTPUTS", "JetAutoencoderWrapper"]
+
+OUTPUTS = ("reconstructed", "latent", "score")
+
+
+class JetAutoencoderWrapper(torch_wrapper):
+    """Run a hepae-coffea model on (dask-)awkward jet collections.
+
+    Parameters
+    ----------
+    model : path, optional
+        hepae-coffea TorchScript file; the shipped default when omitted.
+    fields : mapping, optional
+        ``{model variable: field of the jet collection}`` where names differ.
+    output : {"reconstructed", "latent", "score"}
+        What calling the wrapper returns per jet.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        fields: Mapping[str, str] | None = None,
+        output: str = "reconstructed",
+    ) -> None:
+        path = str(model) if model is not None else str(default_model_path())
+        self.metadata = read_metadata(path)
+        self.variables = [v["name"] for v in self.metadata["variables"]]
+        self.fields = {v: (fields or {}).get(v, v) for v in self.variables}
+        if output not in OUTPUTS:
+            raise ValueError(f"output {output!r} not in {OUTPUTS}")
+        self.output = output
+        width = int(self.metadata["latent_dim"]) if output == "latent" else len(self.variables)
+        shape = (None,) if output == "score" else (None, width)
+        super().__init__(path, expected_output_shape=shape)
+
+    def check_variables(self, requested: list[str]) -> None:
+        """Fail unless the model's variables are ``requested`` (in order)."""
+        check_variables(self.metadata, requested)
+
+    def prepare_awkward(self, jets: ak.Array) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Flatten a jagged jet collection to one float32 (n_jets, n_variables) block."""
+        flat = ak.flatten(jets, axis=1)
+        cols = [
+            ak.values_astype(flat[self.fields[v]], np.float32)[:, np.newaxis]
+            for v in self.variables
+        ]
+        return (ak.concatenate(cols, axis=1),), {}
+
+    def validate_numpy_input(self, x: np.ndarray) -> None:
+        """The block must be (n_jets, n_variables)."""
+        if x.ndim != 2 or x.shape[1] != len(self.variables):
+            raise ValueError(
+                f"{self.torch_jit}: expected (n_jets, {len(self.variables)}) inputs for "
+                f"{self.variables}, got shape {x.shape}"
+            )
+
+    def numpy_call(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        if len(x) == 0:
+            return super().numpy_call(x)
+        t = torch.from_numpy(np.require(x, np.float32, ["C", "W"]))
+        with torch.no_grad():
+            if self.output == "latent":
+                out = self.model.encode(t)
+            elif self.output == "score":
+                out = self.model.score(t)
+            else:
+                out = self.model(t)
+        return out.cpu().numpy()
+
+    def reconstruct(self, jets: ak.Array, output: str | None = None) -> ak.Array:
+        """Per-jet results mapped back onto the event structure of ``jets``."""
+        wrapper = self
+        if output is not None and output != self.output:
+            wrapper = JetAutoencoderWrapper(self.torch_jit, self.fields, output)
+        flat = wrapper(jets)
+        if isinstance(jets, ak.Array):
+            return ak.unflatten(flat, ak.num(jets, axis=1))
+        import dask_awkward as dak
+
+        # The flat output has one row per jet of the same partitions as ``jets``, so the
+        # counts are partition-compatible; dak.unflatten warns about that on every call.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Please ensure that", category=UserWarning)
+            return dak.unflatten(flat, dak.num(jets, axis=1))

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+import vector
+from coffea import processor
+from coffea.nanoevents import BaseSchema, NanoEventsFactory
+
+from hepae_coffea import model_cache
+from hepae_coffea.errors import MissingBranchError, ModelFileError
+from hepae_coffea.evaluate import run_model
+from hepae_coffea.export import default_model_path, load_model
+from hepae_coffea.metrics import residuals
+from hepae_coffea.processors.compression import JetCompressionProcessor, compress_decompress_chunk
+from hepae_coffea.schemas import JetNanoAODSchema
+
+from .conftest import make_jets, write_nanoaod
+
+
+def _events(path, schema=JetNanoAODSchema):
+    return NanoEventsFactory.from_root(
+        {str(path): "Events"},
+        schemaclass=schema,
+        mode="eager",
+        metadata={"dataset": "test"},
+    ).events()
+
+
+def _run(path, proc, chunksize=150, schema=JetNanoAODSchema):
+    runner = processor.Runner(
+        processor.IterativeExecutor(status=False), schema=schema, chunksize=chunksize
+    )
+    return runner({"test": {"files": {str(path): "Events"}}}, processor_instance=proc)["test"]
+
+
+def test_results_match_direct_model_call(jet_sample):
+    path, counts, jets = jet_sample
+    model = load_model()
+    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    _, rec, score = run_model(model, flat)
+    res = compress_decompress_chunk(
+        _events(path), default_model_path().read_bytes(), model.sha256, model.variables, 3
+    )
+    np.testing.assert_array_equal(res.original, flat)
+    np.testing.assert_allclose(res.reconstructed, rec, rtol=1e-6)
+    np.testing.assert_allclose(res.score, score, rtol=1e-5)
+    # mapped back onto the events
+    per_event = res.unflatten(res.reconstructed)
+    assert ak.num(per_event, axis=1).tolist() == counts.tolist()
+
+
+def test_histograms_and_counters(jet_sample):
+    path, counts, jets = jet_sample
+    out = _run(path, JetCompressionProcessor())
+    c = out["counters"]
+    assert c["events"] == len(counts)
+    assert c["jets"] == c["jets_selected"] == counts.sum()
+    assert c["jets_nonfinite"] == 0
+    assert c["jets_unphysical"] == 0
+    n = int(counts.sum())
+    for name in ("residual", "residual_abs"):
+        h = out[name]
+        assert [ax.name for ax in h.axes] == ["variable", "residual"]
+        for v in ("pt", "eta", "phi", "mass"):
+            assert h[{"variable": v}].sum(flow=True) == n
+    dist = out["distribution"]["pt"]
+    assert dist[{"version": "original"}].sum(flow=True) == n
+    assert dist[{"version": "reconstructed"}].sum(flow=True) == n
+    assert out["score_jet"].sum(flow=True) == n
+    n_events_with_jets = int((counts > 0).sum())
+    assert out["score_event_max"].sum(flow=True) == n_events_with_jets
+    assert out["score_event_mean"].sum(flow=True) == n_events_with_jets
+    assert out["latent"].sum(flow=True) == 3 * n
+    assert out["residual_vs_pt"][{"variable": "mass"}].sum(flow=True) == n
+    # exact moments agree with a direct computation
+    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    _, rec, _ = run_model(load_model(), flat)
+    r = residuals(flat.astype(np.float64), rec.astype(np.float64), ["pt", "eta", "phi", "mass"])
+    means = out["residual_moments"].values()
+    np.testing.assert_allclose(means, r.mean(axis=0), rtol=1e-9, atol=1e-15)
+
+
+def test_event_score_is_max_over_jets(jet_sample):
+    path, counts, _ = jet_sample
+    res = compress_decompress_chunk(
+        _events(path),
+        default_model_path().read_bytes(),
+        load_model().sha256,
+        ["pt", "eta", "phi", "mass"],
+        3,
+    )
+    per_event = res.unflatten(res.score)
+    i = int(np.argmax(counts))
+    assert float(ak.max(per_event[i])) == pytest.approx(max(per_event[i].tolist()))
+
+
+def test_selection(jet_sample):
+    path, _, jets = jet_sample
+    out = _run(path, JetCompressionProcessor(pt_min=50.0, abs_eta_max=1.5))
+    expect = int(
+        (
+            (jets["pt"].astype(np.float32) > 50) & (np.abs(jets["eta"].astype(np.float32)) < 1.5)
+        ).sum()
+    )
+    assert out["counters"]["jets_selected"] == expect
+    assert out["score_jet"].sum(flow=True) == expect
+
+
+def test_nonfinite_and_zero_jet_chunks(tmp_path):
+    counts, jets = make_jets(300, seed=3)
+    counts[:200] = 0  # the first chunks have no jets at all
+    n = int(counts.sum())
+    jets = {k: v[:n] for k, v in jets.items()}
+    jets["mass"][0] = np.nan
+    jets["pt"][1] = np.inf
+    path = tmp_path / "nan.root"
+    write_nanoaod(path, counts, jets)
+    out = _run(path, JetCompressionProcessor(), chunksize=50)
+    c = out["counters"]
+    assert c["jets"] == n
+    assert c["jets_nonfinite"] == 2
+    assert out["score_jet"].sum(flow=True) == n - 2
+
+
+def test_flat_tree_with_base_schema_and_cartesian_input(tmp_path):
+    counts, jets = make_jets(200, seed=4)
+    v = vector.array({k: jets[k] for k in ("pt", "eta", "phi", "mass")})
+    cart = {"px": v.px, "py": v.py, "pz": v.pz, "E": v.E}
+    path = tmp_path / "flat.root"
+    coll = ak.zip({k: ak.unflatten(np.asarray(x), counts) for k, x in cart.items()})
+    with uproot.recreate(path) as f:  # no event-ID branches: BaseSchema
+        f.mktree("Events", {"Jet": coll.type})
+        f["Events"].extend({"Jet": coll})
+    out = _run(path, JetCompressionProcessor(), schema=BaseSchema)
+    assert out["counters"]["jets"] == counts.sum()
+    # the converted kinematics are what the model saw
+    res = compress_decompress_chunk(
+        _events(path, BaseSchema),
+        default_model_path().read_bytes(),
+        load_model().sha256,
+        ["pt", "eta", "phi", "mass"],
+        3,
+    )
+    np.testing.assert_allclose(res.original[:, 0], jets["pt"], rtol=1e-5)
+
+
+def test_field_mapping(tmp_path):
+    counts, jets = make_jets(100, seed=5)
+    jets["m"] = jets.pop("mass")
+    jets["msoftdrop"] = jets["m"] * 0.5
+    path = tmp_path / "m.root"
+    write_nanoaod(path, counts, jets)
+    out_alias = _run(path, JetCompressionProcessor())  # 'm' is an alias of mass
+    out_field = _run(path, JetCompressionProcessor(fields={"mass": "msoftdrop"}))
+    assert out_alias["counters"]["jets"] == out_field["counters"]["jets"] == counts.sum()
+    assert not np.array_equal(
+        out_alias["distribution"]["mass"].values(), out_field["distribution"]["mass"].values()
+    )
+
+
+def test_model_loaded_once_per_worker(jet_sample, monkeypatch):
+    path, _, _ = jet_sample
+    monkeypatch.setattr(model_cache, "_CACHE", {})
+    out = _run(path, JetCompressionProcessor(), chunksize=50)
+    assert out["counters"]["model_loads"] == 1
+
+
+def test_missing_branch_and_bad_model(jet_sample, tmp_path):
+    path, _, _ = jet_sample
+    with pytest.raises(
+        MissingBranchError, match=r"no branch for jet variable\(s\) \['nConstituents'\].*available"
+    ):
+        compress_decompress_chunk(
+            _events(path),
+            default_model_path().read_bytes(),
+            load_model().sha256,
+            ["nConstituents"],
+            3,
+        )
+    with pytest.raises(ModelFileError, match=r"field mapping names \['energy'\]"):
+        JetCompressionProcessor(fields={"energy": "E"})
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    with pytest.raises(ModelFileError, match="not a hepae-coffea model"):
+        JetCompressionProcessor(bad)
+    with pytest.raises(
+        ModelFileError, match=r"do not match the requested variables \['pt', 'eta', 'phi', 'E'\]"
+    ):
+        JetCompressionProcessor().check_variables(["pt", "eta", "phi", "E"])
