@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import _resolve_columns
 from .errors import HepaeError, InputFileError
 from .hists import hist_quantile, preferred_residual, sigma68_from_hist
 from .metrics import residual_kind
@@ -113,8 +114,12 @@ def build_fileset(
     return fileset
 
 
-def _check_file(path: str, tree: str, collection: str) -> None:
-    """Open a file and its tree; raise InputFileError naming what is wrong."""
+def _check_file(path: str, tree: str, collection: str, wanted: Sequence[str]) -> None:
+    """Open a file and its tree and look for the jet branches the model needs.
+
+    Raises InputFileError (unreadable file, no tree, no jet collection) or
+    MissingBranchError (a variable's branch is missing), naming the file.
+    """
     import uproot
 
     if "://" not in path and not os.path.exists(path):
@@ -134,10 +139,11 @@ def _check_file(path: str, tree: str, collection: str) -> None:
             f"{path}:{tree}: no branches of jet collection {collection!r} "
             f"(no '{collection}_*' branch); branches: {keys[:40]}"
         )
+    _resolve_columns(keys, collection + "_", wanted, f"{path}:{tree}")
 
 
 def _validate(
-    fileset: dict[str, Any], collection: str, skip_bad_files: bool
+    fileset: dict[str, Any], collection: str, wanted: Sequence[str], skip_bad_files: bool
 ) -> tuple[dict[str, Any], list[str]]:
     good: dict[str, Any] = {}
     skipped: list[str] = []
@@ -145,7 +151,7 @@ def _validate(
         files = {}
         for path, tree in spec["files"].items():
             try:
-                _check_file(path, tree, collection)
+                _check_file(path, tree, collection, wanted)
                 files[path] = tree
             except InputFileError as err:
                 if not skip_bad_files:
@@ -252,12 +258,6 @@ def run(
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} not in {EXECUTORS}")
-    fs, skipped = _validate(build_fileset(fileset), collection, skip_bad_files)
-    first_path, first_tree = next(iter(next(iter(fs.values()))["files"].items()))
-    schema = schema or choose_schema(first_path, first_tree)
-    if schema not in ("nanoaod", "base"):
-        raise ValueError(f"schema {schema!r} not in ('nanoaod', 'base')")
-    schema_cls = JetNanoAODSchema if schema == "nanoaod" else BaseSchema
     threads = None if executor == "iterative" else 1
     proc = JetCompressionProcessor(
         model,
@@ -267,6 +267,13 @@ def run(
         abs_eta_max=abs_eta_max,
         torch_threads=threads,
     )
+    wanted = [proc.fields.get(v, v) for v in proc.variables]
+    fs, skipped = _validate(build_fileset(fileset), collection, wanted, skip_bad_files)
+    first_path, first_tree = next(iter(next(iter(fs.values()))["files"].items()))
+    schema = schema or choose_schema(first_path, first_tree)
+    if schema not in ("nanoaod", "base"):
+        raise ValueError(f"schema {schema!r} not in ('nanoaod', 'base')")
+    schema_cls = JetNanoAODSchema if schema == "nanoaod" else BaseSchema
     with contextlib.ExitStack() as stack:
         if executor == "iterative":
             ex = processor.IterativeExecutor(status=status)

@@ -15,7 +15,7 @@ from coffea.nanoevents import NanoEventsFactory
 from coffea.util import load
 
 from hepae_coffea.cli import main
-from hepae_coffea.errors import HepaeError, InputFileError
+from hepae_coffea.errors import HepaeError, InputFileError, MissingBranchError
 from hepae_coffea.run import build_fileset, choose_schema, run, save_output, summarize
 from hepae_coffea.schemas import JetNanoAODSchema
 
@@ -302,3 +302,14 @@ def test_cli_run_errors(two_datasets, tmp_path, monkeypatch, capsys, argv, messa
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_missing_variable_branch_is_reported(tmp_path):
+    counts, jets = make_jets(50, seed=12)
+    del jets["mass"]
+    path = tmp_path / "nomass.root"
+    write_nanoaod(path, counts, jets)
+    with pytest.raises(
+        MissingBranchError, match=r"\['mass'\].*available: \['Jet_eta', 'Jet_phi', 'Jet_pt'\]"
+    ):
+        run([path])

@@ -143,3 +143,9 @@ def test_lr_find(train_sample, tmp_path):
     assert lrs[0] < lr < lrs[-1]
     assert np.all(np.diff(lrs) > 0)
     assert len(losses) == len(lrs)
+
+
+def test_tensorboard_scalars_written(train_sample, tmp_path):
+    pytest.importorskip("tensorboard")
+    res = train(_cfg(train_sample, tmp_path, epochs=1, tensorboard=True), progress=False)
+    assert list(res.paths["tensorboard"].glob("events.out.tfevents.*"))
