@@ -241,11 +241,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = run_demo(args.output, model=args.model)
     _print_run_summary(out["summary"])
+    print(f"\nreport: {out['report']} (figures in {args.output}/plots/)")
     print(
         f"\nprocessor: {out['jets_per_second']:.3g} jets/s (tiny sample: start-up dominates); "
         f"model alone: {out['model_jets_per_second']:.3g} jets/s"
     )
-    print(f"outputs in {args.output}/: " + ", ".join(sorted(p.name for p in out["files"])))
+    print(f"outputs in {args.output}/: " + ", ".join(sorted({p.name for p in out["files"]})))
     return 0
 
 
@@ -281,7 +282,8 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .run import build_fileset, run, save_output, summarize
+    from .export import read_metadata
+    from .run import build_fileset, run, run_info, save_output, summarize
 
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
@@ -301,7 +303,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         abs_eta_max=args.abs_eta_max,
         status=not args.quiet,
     )
-    files = save_output(result.output, args.output)
+    files = save_output(result.output, args.output, run_info(result, read_metadata(args.model)))
     summary = summarize(result.output, result.seconds)
     Path(args.output).with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     for skipped in result.skipped_files:
@@ -333,6 +335,95 @@ def _print_run_summary(summary: dict[str, Any]) -> None:
             print(f"  {name:>16}: median {q['q50']:.3e}, 90% {q['q90']:.3e}, 99% {q['q99']:.3e}")
 
 
+# --- plot / report ----------------------------------------------------------------------
+
+
+def _add_plot(sub, name: str, report: bool) -> None:
+    helptext = (
+        "write the compression report (figures + Markdown page)"
+        if report
+        else "ATLAS-style figures of a results file (and of a training run)"
+    )
+    p = sub.add_parser(name, help=helptext)
+    p.add_argument("results", nargs="?", help="results .coffea file of `hepae run`")
+    p.add_argument("-o", "--output", default="plots", help="output folder (default plots)")
+    p.add_argument(
+        "--label",
+        default="Simulation Internal",
+        help="text after the ATLAS label (default 'Simulation Internal')",
+    )
+    p.add_argument("--background", help="background dataset for the ROC curve")
+    p.add_argument("--signal", help="signal dataset for the ROC curve")
+    p.add_argument(
+        "--model",
+        help="model for the latent-space scan (default: the one that "
+        "made the results, if its file exists)",
+    )
+    p.add_argument(
+        "--training",
+        metavar="RUN_DIR",
+        help="a training run folder (model_run/): loss curves and previews",
+    )
+    p.add_argument("--formats", default="png,pdf", help="figure formats (default png,pdf)")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        metavar="VAR=S68",
+        help="sigma68 threshold for a variable's verdict, repeatable",
+    )
+    if not report:
+        p.add_argument("--report", action="store_true", help="also write the report page")
+    p.set_defaults(func=_cmd_plot, force_report=report)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plotting import plot_results, plot_training
+    from .report import write_report
+    from .run import load_output
+
+    if not args.results and not args.training:
+        raise ValueError("give a results file and/or --training RUN_DIR")
+    if bool(args.background) != bool(args.signal):
+        raise ValueError("--background and --signal go together")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    thresholds = _kv_pairs(args.threshold, "--threshold", float)
+    made: dict[str, list[Path]] = {}
+    info: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    if args.results:
+        data, info = load_output(args.results)
+        for name in (args.background, args.signal):
+            if name and name not in data:
+                raise ValueError(f"dataset {name!r} not in {args.results}; have {sorted(data)}")
+        model = args.model
+        if model is None:
+            candidate = (info.get("model") or {}).get("path")
+            model = candidate if candidate and Path(candidate).exists() else None
+        made.update(
+            plot_results(
+                data,
+                args.output,
+                label=args.label,
+                background=args.background,
+                signal=args.signal,
+                model=model,
+                formats=formats,
+            )
+        )
+    if args.training:
+        files = plot_training(args.training, args.output, label=args.label, formats=formats)
+        made["training_loss"] = [f for f in files if "training_loss" in f.name]
+        made["training_previews"] = [f for f in files if "training_previews" in f.name]
+    n = sum(len(v) for v in made.values())
+    print(f"wrote {n} files to {args.output}/")
+    if args.force_report or getattr(args, "report", False):
+        if not data:
+            raise ValueError("the report needs a results file")
+        path = write_report(data, args.output, info=info, figures=made, thresholds=thresholds)
+        print(f"report: {path}")
+    return 0
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -358,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(sub)
     _add_run(sub)
+    _add_plot(sub, "plot", report=False)
+    _add_plot(sub, "report", report=True)
 
     i = sub.add_parser("info", help="describe a model file (default: the shipped model)")
     i.add_argument("model", nargs="?", default=None)
@@ -379,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # font fallbacks of the ATLAS style are not the user's concern
+    logging.getLogger("matplotlib").setLevel(max(level, logging.ERROR))
     try:
         return int(args.func(args) or 0)
     except (HepaeError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import evaluate
-from .plotting import plot_residuals
-from .run import run, save_output, summarize
+from .export import default_model_path, read_metadata
+from .plotting import plot_results
+from .report import write_report
+from .run import run, run_info, save_output, summarize
 
 __all__ = ["run_demo", "sample_path"]
 
@@ -25,29 +27,28 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the processor with ``model`` (default: shipped) over the shipped sample.
 
-    Writes ``results.coffea`` (and ``results.root``), ``summary.json`` and
-    ``residuals.png`` into ``output``; returns the summary and the paths.
+    Writes ``results.coffea`` (and ``results.root``), ``summary.json``, the figures in
+    ``plots/`` and the compression report ``report.md`` into ``output``.
     """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     result = run({"qcd_sample": [str(sample_path())]}, model, executor=executor, chunksize=1000)
-    files = save_output(result.output, out / "results.coffea")
+    files = save_output(
+        result.output, out / "results.coffea", run_info(result, read_metadata(model))
+    )
     summary = summarize(result.output, result.seconds)
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=1))
     files.append(summary_path)
     ev = evaluate(sample_path(), model)
-    files.append(
-        plot_residuals(
-            ev.residuals,
-            ev.variables,
-            out / "residuals.png",
-            title=f"shipped QCD sample, {len(ev.original)} jets",
-        )
-    )
+    info = run_info(result, read_metadata(model))
+    figures = plot_results(result.output, out / "plots", model=model or default_model_path())
+    report = write_report(result.output, out, info=info, figures=figures)
+    files += [report, out / "plots"]
     return {
         "summary": summary,
         "files": files,
         "jets_per_second": result.jets_per_second,
         "model_jets_per_second": ev.jets_per_second,
+        "report": report,
     }

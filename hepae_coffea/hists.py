@@ -78,7 +78,11 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "residual": hist.Hist(var_axis, res_axis),
         "residual_abs": hist.Hist(var_axis, abs_axis),
-        "residual_moments": hist.Hist(var_axis, storage=hist.storage.Mean()),
+        "residual_moments": hist.Hist(
+            var_axis,
+            hist.axis.StrCategory(["relative", "absolute"], name="kind", overflow=False),
+            storage=hist.storage.Mean(),
+        ),
         "residual_vs_pt": hist.Hist(
             var_axis,
             hist.axis.Variable(PT_EDGES, name="pt", label="original jet pT [GeV]"),
@@ -107,6 +111,16 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 list(range(k)), name="dim", label="latent dimension", overflow=False
             ),
             hist.axis.Regular(200, float(lat[0]), float(lat[1]), name="z", label="latent value"),
+        ),
+        "latent_pairs": hist.Hist(
+            hist.axis.StrCategory(
+                [f"{i}-{j}" for i in range(k) for j in range(i + 1, k)] or ["0-0"],
+                name="pair",
+                label="latent pair",
+                overflow=False,
+            ),
+            hist.axis.Regular(60, float(lat[0]), float(lat[1]), name="zx", label="first latent"),
+            hist.axis.Regular(60, float(lat[0]), float(lat[1]), name="zy", label="second latent"),
         ),
         "counters": {
             "events": 0,
@@ -151,3 +165,42 @@ def sigma68_from_hist(h: hist.Hist) -> float:
     """Half the 16th-84th percentile width of a 1D histogram."""
     lo, hi = hist_quantile(h, [0.15865525393145708, 0.8413447460685429])
     return float(0.5 * (hi - lo))
+
+
+def cdf_at(h: hist.Hist, x: np.ndarray | float) -> np.ndarray:
+    """Fraction of entries below ``x`` in a 1D histogram (linear inside bins; flow bins
+    count as below the first / above the last edge)."""
+    counts = h.values(flow=True).astype(float)
+    total = counts.sum()
+    edges = h.axes[0].edges
+    if total <= 0:
+        return np.full(np.shape(x), np.nan)
+    cum = np.concatenate([[counts[0]], counts[0] + np.cumsum(counts[1:-1])]) / total
+    return np.interp(x, edges, cum, left=0.0, right=1.0)
+
+
+def abs_residual_stats(h: hist.Hist, cuts: Sequence[float] = (0.01, 0.05)) -> dict[str, float]:
+    """From a symmetric residual histogram: fractions with |r| beyond each cut and the
+    99th percentile of |r| (interpolated)."""
+    out: dict[str, float] = {}
+    if h.sum(flow=True) <= 0:
+        return {**{f"frac_beyond_{c:g}": float("nan") for c in cuts}, "q99_abs": float("nan")}
+
+    def beyond(a: float) -> float:
+        return float(cdf_at(h, -a) + 1.0 - cdf_at(h, a))
+
+    for c in cuts:
+        out[f"frac_beyond_{c:g}"] = beyond(c)
+    edges = h.axes[0].edges
+    grid = np.unique(np.abs(edges))
+    vals = np.array([beyond(a) for a in grid])
+    # beyond() falls with a; find where it crosses 1%
+    idx = int(np.searchsorted(-vals, -0.01))
+    if idx == 0:
+        out["q99_abs"] = float(grid[0])
+    elif idx >= len(grid):
+        out["q99_abs"] = float(grid[-1])  # at least the last edge (overflow)
+    else:
+        a0, a1, v0, v1 = grid[idx - 1], grid[idx], vals[idx - 1], vals[idx]
+        out["q99_abs"] = float(a0 + (v0 - 0.01) / (v0 - v1) * (a1 - a0)) if v0 != v1 else float(a1)
+    return out

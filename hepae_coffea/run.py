@@ -31,8 +31,11 @@ __all__ = [
     "build_fileset",
     "choose_schema",
     "dask_client",
+    "load_output",
     "run",
+    "run_info",
     "save_output",
+    "split_output",
     "summarize",
 ]
 
@@ -320,7 +323,7 @@ def summarize(output: Mapping[str, Any], seconds: float | None = None) -> dict[s
         mom = d["residual_moments"]
         table = {}
         for i, v in enumerate(mom.axes["variable"]):
-            view = mom.view()[i]
+            view = mom.view()[i, 0 if residual_kind(v) == "relative" else 1]
             n = float(view["count"])
             mean = float(view["value"]) if n else float("nan")
             var = float(view["_sum_of_deltas_squared"]) / n if n else float("nan")
@@ -374,14 +377,62 @@ def _root_items(output: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
             yield f"{dataset}/latent_{k}", d["latent"][{"dim": k}]
 
 
-def save_output(output: Mapping[str, Any], path: str | os.PathLike) -> list[Path]:
-    """Save with ``coffea.util.save`` to ``path`` and as ROOT histograms beside it
-    (``.root``), both written atomically."""
+def run_info(result: RunResult, model_metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Bookkeeping of a run, stored under ``"_run"`` in saved outputs."""
+    info: dict[str, Any] = {
+        "seconds": result.seconds,
+        "executor": result.executor,
+        "schema": result.schema,
+        "jets": result.jets,
+        "jets_per_second": result.jets_per_second,
+        "skipped_files": list(result.skipped_files),
+    }
+    if model_metadata is not None:
+        info["model"] = {
+            k: model_metadata.get(k)
+            for k in ("path", "kind", "bottleneck", "latent_dim", "variables", "package_version")
+        }
+    return info
+
+
+def split_output(saved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(datasets, run info) of a loaded ``.coffea`` output (keys starting with ``_`` are info)."""
+    data = {k: v for k, v in saved.items() if not str(k).startswith("_")}
+    return data, dict(saved.get("_run", {}))
+
+
+def load_output(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a ``.coffea`` file written by :func:`save_output`: (datasets, run info)."""
+    from coffea.util import load
+
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: results file not found")
+    try:
+        saved = load(path)
+    except Exception as err:  # noqa: BLE001  (lz4/cloudpickle raise many types)
+        raise InputFileError(f"{path}: not a coffea output file ({err})") from None
+    if not isinstance(saved, Mapping):
+        raise InputFileError(f"{path}: not a hepae-coffea results file")
+    data, info = split_output(saved)
+    if not data or not all(isinstance(d, Mapping) and "residual" in d for d in data.values()):
+        raise InputFileError(f"{path}: not a hepae-coffea results file (no residual histograms)")
+    return data, info
+
+
+def save_output(
+    output: Mapping[str, Any], path: str | os.PathLike, info: Mapping[str, Any] | None = None
+) -> list[Path]:
+    """Save with ``coffea.util.save`` to ``path`` (with ``info`` under ``"_run"``) and as ROOT
+    histograms beside it (``.root``), both written atomically."""
     import uproot
     from coffea.util import save
 
     path = Path(path)
-    _atomic_write(path, lambda tmp: save(dict(output), tmp))
+    payload = dict(output)
+    if info is not None:
+        payload["_run"] = dict(info)
+    _atomic_write(path, lambda tmp: save(payload, tmp))
     root_path = path.with_suffix(".root")
 
     def write_root(tmp: str) -> None:

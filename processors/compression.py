@@ -258,7 +258,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
             fin = np.isfinite(r_rel)
             out["residual"].fill(variable=v, residual=r_rel[fin])
             out["residual_abs"].fill(variable=v, residual=r_abs)
-            out["residual_moments"].fill(variable=v, sample=preferred[np.isfinite(preferred)])
+            out["residual_moments"].fill(variable=v, kind="relative", sample=r_rel[fin])
+            out["residual_moments"].fill(variable=v, kind="absolute", sample=r_abs)
             if "pt" in canon:
                 pt = orig[:, canon.index("pt")]
                 ok = np.isfinite(preferred)
@@ -271,8 +272,12 @@ class JetCompressionProcessor(processor.ProcessorABC):
         has = res.counts > 0
         out["score_event_max"].fill(score=ak.to_numpy(ak.max(per_event, axis=1)[has]))
         out["score_event_mean"].fill(score=ak.to_numpy(ak.mean(per_event, axis=1)[has]))
-        for d in range(res.latent.shape[1]):
+        k = res.latent.shape[1]
+        for d in range(k):
             out["latent"].fill(dim=d, z=res.latent[:, d])
+        for i in range(k):
+            for j in range(i + 1, k):
+                out["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
