@@ -7,6 +7,7 @@ holds); :func:`plot_results` draws them all for a results file and saves PNG and
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,8 @@ __all__ = [
     "roc_from_hists",
     "save_figure",
 ]
+
+log = logging.getLogger(__name__)
 
 _TEX = {"pt": r"p_{T}", "eta": r"\eta", "phi": r"\phi", "mass": "m", "E": "E"}
 _UNIT = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
@@ -350,6 +353,7 @@ def figure_scores(
     }
     with _style():
         fig, ax = plt.subplots(figsize=(7.5, 6))
+        drawn = False
         for (name, d), color in zip(outputs.items(), _colors(len(outputs)), strict=True):
             h = d[which]
             total = h.sum(flow=True)
@@ -364,13 +368,16 @@ def figure_scores(
                 color=color,
                 label=f"{name} ({int(total)})",
             )
+            drawn = True
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if drawn:
+            ax.set_yscale("log")
         ax.set_xlabel(titles.get(which, which))
         ax.set_ylabel("Fraction / bin")
         lo, hi = ax.get_ylim()
         ax.set_ylim(max(lo, 1e-6), hi * 50)
-        ax.legend(loc="upper right", fontsize=11)
+        if drawn:
+            ax.legend(loc="upper right", fontsize=11)
         atlas_label(ax, label, loc=0, fontsize=13)
         fig.tight_layout()
     return fig
@@ -644,6 +651,9 @@ def plot_results(
                 formats,
             )
     for name, d in datasets.items():
+        if d["score_jet"].sum(flow=True) == 0:
+            log.warning("dataset %r has no processed jets: no per-dataset figures", name)
+            continue
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         for v in variables:
             made[f"distribution_{safe}_{v}"] = save_figure(
