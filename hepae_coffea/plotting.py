@@ -354,6 +354,7 @@ def figure_scores(
     with _style():
         fig, ax = plt.subplots(figsize=(7.5, 6))
         drawn = False
+        lo_edge, hi_edge = np.inf, 0.0
         for (name, d), color in zip(outputs.items(), _colors(len(outputs)), strict=True):
             h = d[which]
             total = h.sum(flow=True)
@@ -369,7 +370,13 @@ def figure_scores(
                 label=f"{name} ({int(total)})",
             )
             drawn = True
+            filled = np.nonzero(h.values() > 0)[0]
+            if filled.size:
+                lo_edge = min(lo_edge, h.axes[0].edges[filled[0]])
+                hi_edge = max(hi_edge, h.axes[0].edges[filled[-1] + 1])
         ax.set_xscale("log")
+        if drawn and hi_edge > 0:  # the populated range, a decade either side
+            ax.set_xlim(lo_edge / 10, hi_edge * 10)
         if drawn:
             ax.set_yscale("log")
         ax.set_xlabel(titles.get(which, which))
@@ -454,6 +461,7 @@ def figure_latents(outputs: Mapping[str, Any], label: str = "Simulation Internal
             ax.set_xlabel(f"latent $z_{{{k}}}$")
             ax.set_ylabel("Fraction / bin")
             ax.set_ylim(0, ax.get_ylim()[1] * 1.4)
+            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
             ax.legend(loc="upper right", fontsize=10)
             atlas_label(ax, label, loc=0, fontsize=12)
         fig.tight_layout()
@@ -480,7 +488,7 @@ def figure_latent_pairs(d: Mapping[str, Any], dataset: str, label: str = "Simula
             i, j = p.split("-")
             ax.set_xlabel(f"latent $z_{{{i}}}$")
             ax.set_ylabel(f"latent $z_{{{j}}}$")
-            ax.set_title(dataset, fontsize=11, loc="right")
+            ax.text(0.96, 0.95, dataset, transform=ax.transAxes, ha="right", va="top", fontsize=11)
             atlas_label(ax, label, loc=0, fontsize=11)
         fig.tight_layout()
     return fig
