@@ -277,6 +277,17 @@ def _add_run(sub) -> None:
     )
     p.add_argument("--pt-min", type=float, default=None, help="jet selection: pt > X GeV")
     p.add_argument("--abs-eta-max", type=float, default=None, help="jet selection: |eta| < X")
+    p.add_argument(
+        "--compress-dir",
+        default=None,
+        help="also write each chunk compressed (jets -> latents) into this folder",
+    )
+    p.add_argument(
+        "--latent-bits",
+        type=int,
+        default=None,
+        help="with --compress-dir: round latents to M mantissa bits",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -302,12 +313,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pt_min=args.pt_min,
         abs_eta_max=args.abs_eta_max,
         status=not args.quiet,
+        compress_dir=args.compress_dir,
+        latent_bits=args.latent_bits,
     )
     files = save_output(result.output, args.output, run_info(result, read_metadata(args.model)))
     summary = summarize(result.output, result.seconds)
     Path(args.output).with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
     for skipped in result.skipped_files:
         print(f"skipped: {skipped}")
+    for dataset, d in result.output.items():
+        if "compressed" in d:
+            c = d["compressed"]
+            print(
+                f"{dataset}: wrote {len(c['files'])} compressed chunk files "
+                f"({c['events']} events, {c['jets']} jets) to {args.compress_dir}"
+            )
     _print_run_summary(summary)
     print(
         f"\n{result.jets} jets in {result.seconds:.1f} s ({result.jets_per_second:.3g} jets/s, "
@@ -424,6 +444,82 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compress / decompress ---------------------------------------------------------------
+
+
+def _add_compress(sub) -> None:
+    c = sub.add_parser("compress", help="write a ROOT file with jets replaced by latents")
+    c.add_argument("inputs", nargs="+", help="NanoAOD-style ROOT files (same layout)")
+    c.add_argument("-o", "--output", required=True, help="compressed ROOT file to write")
+    c.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    c.add_argument(
+        "--latent-bits",
+        type=int,
+        default=None,
+        help="round latents to M mantissa bits (0..23; default: keep float32)",
+    )
+    d = sub.add_parser("decompress", help="restore the jets of a file written by compress")
+    d.add_argument("input", help="file written by hepae compress")
+    d.add_argument("-o", "--output", required=True, help="restored ROOT file to write")
+    d.add_argument(
+        "--model", default=None, help="refuse unless this is the model stored in the file"
+    )
+    for p in (c, d):
+        p.add_argument(
+            "--compression",
+            choices=["zlib", "lzma", "lz4", "zstd"],
+            default="zstd",
+            help="ROOT compression algorithm of the output (default zstd)",
+        )
+        p.add_argument("--level", type=int, default=5, help="compression level (default 5)")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--tree", default="Events", help="tree name (default Events)")
+    c.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
+    c.set_defaults(func=_cmd_compress)
+    d.set_defaults(func=_cmd_decompress)
+
+
+def _print_sizes(verb: str, s) -> None:
+    print(
+        f"{verb} {s.events} events, {s.jets} jets in {s.seconds:.2f} s "
+        f"({s.jets / max(s.seconds, 1e-9):.3g} jets/s)"
+    )
+    print(f"bytes: {s.bytes_in} -> {s.bytes_out} (ratio {s.ratio:.3f}); wrote {s.output}")
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from .compress import compress
+
+    s = compress(
+        args.inputs,
+        args.output,
+        args.model,
+        latent_bits=args.latent_bits,
+        compression=args.compression,
+        level=args.level,
+        tree=args.tree,
+        collection=args.collection,
+        overwrite=args.overwrite,
+    )
+    _print_sizes("compressed", s)
+    return 0
+
+
+def _cmd_decompress(args: argparse.Namespace) -> int:
+    from .compress import decompress
+
+    s = decompress(
+        args.input,
+        args.output,
+        args.model,
+        compression=args.compression,
+        level=args.level,
+        overwrite=args.overwrite,
+    )
+    _print_sizes("restored", s)
+    return 0
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -451,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_plot(sub, "plot", report=False)
     _add_plot(sub, "report", report=True)
+    _add_compress(sub)
 
     i = sub.add_parser("info", help="describe a model file (default: the shipped model)")
     i.add_argument("model", nargs="?", default=None)

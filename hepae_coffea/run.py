@@ -232,6 +232,8 @@ def run(
     pt_min: float | None = None,
     abs_eta_max: float | None = None,
     status: bool = False,
+    compress_dir: str | os.PathLike | None = None,
+    latent_bits: int | None = None,
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -252,6 +254,8 @@ def run(
         Passed to :class:`~hepae_coffea.processors.compression.JetCompressionProcessor`.
     status : bool
         Show coffea's progress bar.
+    compress_dir, latent_bits
+        Also write the compressed events chunk by chunk (see the processor).
     """
     from coffea import processor
     from coffea.nanoevents import BaseSchema
@@ -269,6 +273,8 @@ def run(
         pt_min=pt_min,
         abs_eta_max=abs_eta_max,
         torch_threads=threads,
+        compress_dir=compress_dir,
+        latent_bits=latent_bits,
     )
     wanted = [proc.fields.get(v, v) for v in proc.variables]
     fs, skipped = _validate(build_fileset(fileset), collection, wanted, skip_bad_files)

@@ -172,6 +172,11 @@ class JetCompressionProcessor(processor.ProcessorABC):
     torch_threads : int, optional
         Set torch's intra-op threads in the worker (1 avoids oversubscription when several
         worker processes share a machine). None leaves torch's setting alone.
+    compress_dir : path, optional
+        Also write each chunk's events, jets replaced by latents, as a ROOT file
+        ``compress_dir/<dataset>/<file>_<start>_<stop>.root`` (as ``hepae compress`` does,
+        with ``latent_bits``, ``compression`` and ``level``); the output lists them under
+        ``"compressed"``. The directory must be reachable from every worker.
     """
 
     def __init__(
@@ -183,6 +188,10 @@ class JetCompressionProcessor(processor.ProcessorABC):
         pt_min: float | None = None,
         abs_eta_max: float | None = None,
         torch_threads: int | None = None,
+        compress_dir: str | os.PathLike | None = None,
+        latent_bits: int | None = None,
+        compression: str = "zstd",
+        level: int = 5,
     ) -> None:
         if isinstance(model, bytes | bytearray):
             self.model_bytes = bytes(model)
@@ -207,6 +216,10 @@ class JetCompressionProcessor(processor.ProcessorABC):
         self.pt_min = pt_min
         self.abs_eta_max = abs_eta_max
         self.torch_threads = torch_threads
+        self.compress_dir = str(compress_dir) if compress_dir is not None else None
+        self.latent_bits = latent_bits
+        self.compression = compression
+        self.level = level
 
     def check_variables(self, requested: Sequence[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
@@ -239,7 +252,30 @@ class JetCompressionProcessor(processor.ProcessorABC):
         c["jets_nonfinite"] = res.n_nonfinite
         c["jets_unphysical"] = int(unphysical_mask(res.reconstructed, self.variables).sum())
         c["model_loads"] = int(res.model_loaded)
+        if self.compress_dir is not None:
+            out["compressed"] = self._write_chunk(meta, dataset)
         return {dataset: out}
+
+    def _write_chunk(self, meta: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+        from hepae_coffea.compress import write_compressed_chunk
+
+        src = meta["filename"]
+        start, stop = int(meta["entrystart"]), int(meta["entrystop"])
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in dataset)
+        out = Path(self.compress_dir) / safe / f"{Path(src).stem}_{start}_{stop}.root"
+        events, jets = write_compressed_chunk(
+            src,
+            meta.get("treename", "Events"),
+            start,
+            stop,
+            out,
+            self.model_bytes,
+            latent_bits=self.latent_bits,
+            collection=self.collection,
+            compression=self.compression,
+            level=self.level,
+        )
+        return {"files": [str(out)], "events": events, "jets": jets}
 
     def _fill(self, out: dict[str, Any], res: ChunkResult) -> None:
         orig = res.original.astype(np.float64)

@@ -22,8 +22,9 @@ def test_tutorial_runs(tmp_path, monkeypatch):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "commit the notebook without outputs"
     )
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     assert (tmp_path / "work" / "report.md").exists()
     assert (tmp_path / "work" / "plots" / "residuals.png").exists()
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))

@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+from hepae_coffea.cli import main
+from hepae_coffea.compress import compress, decompress, read_compression_info, truncate_mantissa
+from hepae_coffea.errors import HepaeError, InputFileError, ModelFileError
+from hepae_coffea.export import default_model_path
+from hepae_coffea.metrics import residuals
+from hepae_coffea.run import run
+
+from .conftest import make_jets, write_nanoaod
+
+KIN = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    d = tmp_path_factory.mktemp("compress")
+    counts, jets = make_jets(700, seed=30)
+    counts[10:20] = 0  # events without jets
+    jets = {k: v[: counts.sum()] for k, v in jets.items()}
+    n = int(counts.sum())
+    rng = np.random.default_rng(3)
+    jets["nConstituents"] = rng.integers(1, 40, n).astype(np.int32)  # other jet branches
+    jets["width"] = rng.uniform(0, 0.4, n)
+    path = d / "source.root"
+    extra = {"MET_pt": rng.exponential(30, len(counts)).astype(np.float32)}
+    write_nanoaod(path, counts, jets, extra=extra)
+    return path
+
+
+def _arrays(path):
+    with uproot.open(path) as f:
+        t = f["Events"]
+        return t.keys(), t.arrays(library="ak")
+
+
+def test_truncate_mantissa():
+    x = np.array([1.0, 1.0 + 2**-10, 3.14159265, -2.5e-3, np.inf, np.nan], dtype=np.float32)
+    np.testing.assert_array_equal(truncate_mantissa(x, 23)[:5], x[:5])
+    t = truncate_mantissa(x, 7)
+    assert t[0] == 1.0
+    assert t[1] == 1.0  # 2^-10 is below 7 bits: rounds down
+    assert abs(t[2] - np.float32(3.14159265)) <= 2.0 ** (1 - 7) * 2 / 2
+    assert np.isinf(t[4])
+    assert np.isnan(t[5])
+    bits = t[:4].view(np.uint32) & ((1 << 16) - 1)
+    assert np.all(bits == 0)
+    with pytest.raises(ValueError, match=r"mantissa bits must be in 0\.\.23"):
+        truncate_mantissa(x, 30)
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_round_trip(source, tmp_path):
+    comp = tmp_path / "c.root"
+    s = compress(source, comp, step_size=5000)  # several chunks
+    keys_c, _ = _arrays(comp)
+    assert [k for k in keys_c if k in KIN] == []
+    assert {"Jet_z0", "Jet_z1", "Jet_z2"} <= set(keys_c)
+    assert s.events == 700
+    assert s.bytes_in == source.stat().st_size
+    info, model = read_compression_info(comp)
+    assert model == default_model_path().read_bytes()
+    assert info["jets"] == s.jets
+    rest = tmp_path / "r.root"
+    decompress(comp, rest)
+    keys_o, arr_o = _arrays(source)
+    keys_r, arr_r = _arrays(rest)
+    assert keys_r == keys_o  # names and order restored
+    assert len(arr_r) == len(arr_o)
+    for k in keys_o:
+        if k in KIN:
+            assert ak.all(ak.num(arr_r[k]) == ak.num(arr_o[k]))
+            continue
+        # every other branch bit for bit, with its type
+        assert str(ak.type(arr_r[k])) == str(ak.type(arr_o[k])), k
+        assert ak.all(arr_r[k] == arr_o[k]), k
+    # restored files read back with NanoAODSchema like the original
+    ev = NanoEventsFactory.from_root(
+        {str(rest): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+    ).events()
+    assert ak.all(ak.num(ev.Jet) == ak.num(arr_o["Jet_pt"]))
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_restored_residuals_equal_the_processors(source, tmp_path):
+    comp, rest = tmp_path / "c.root", tmp_path / "r.root"
+    compress(source, comp)
+    decompress(comp, rest)
+    _, o = _arrays(source)
+    _, r = _arrays(rest)
+    orig = np.stack([ak.to_numpy(ak.flatten(o[k])) for k in KIN], axis=1).astype(np.float64)
+    rec = np.stack([ak.to_numpy(ak.flatten(r[k])) for k in KIN], axis=1).astype(np.float64)
+    res = residuals(orig, rec, ["pt", "eta", "phi", "mass"])
+    out = run([source], chunksize=300).output["source"]
+    h = out["residual"][{"variable": "pt"}].copy().reset()
+    h.fill(res[:, 0])
+    np.testing.assert_array_equal(
+        h.values(flow=True), out["residual"][{"variable": "pt"}].values(flow=True)
+    )
+    habs = out["residual_abs"][{"variable": "phi"}].copy().reset()
+    habs.fill(res[:, 2])
+    np.testing.assert_array_equal(
+        habs.values(flow=True), out["residual_abs"][{"variable": "phi"}].values(flow=True)
+    )
+
+
+def test_latent_bits_and_compression_options(source, tmp_path):
+    full = compress(source, tmp_path / "full.root", compression="lzma", level=9)
+    trunc = compress(source, tmp_path / "t8.root", latent_bits=8, compression="lzma", level=9)
+    assert trunc.bytes_out < full.bytes_out
+    _, arr = _arrays(tmp_path / "t8.root")
+    z = ak.to_numpy(ak.flatten(arr["Jet_z0"])).view(np.uint32)
+    assert np.all(z & ((1 << 15) - 1) == 0)
+    for algo in ("zlib", "lz4"):
+        s = compress(source, tmp_path / f"{algo}.root", compression=algo, level=1)
+        assert s.bytes_out > 0
+    info, _ = read_compression_info(tmp_path / "t8.root")
+    assert info["latent_bits"] == 8
+
+
+def test_refusals(source, tmp_path):
+    comp = tmp_path / "c.root"
+    compress(source, comp)
+    with pytest.raises(FileExistsError, match="output exists"):
+        compress(source, comp)
+    compress(source, comp, overwrite=True)
+    other = tmp_path / "other.pt"
+    raw = bytearray(default_model_path().read_bytes())
+    other.write_bytes(bytes(raw) + b"\0")  # same content + 1 byte: another SHA-256
+    with pytest.raises(ModelFileError, match="does not match the model that compressed"):
+        decompress(comp, tmp_path / "r.root", model=other)
+    decompress(comp, tmp_path / "r.root", model=default_model_path())
+    with pytest.raises(InputFileError, match="not a file written by hepae compress"):
+        decompress(source, tmp_path / "x.root")
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(Path(source).read_bytes()[:3000])
+    with pytest.raises(InputFileError, match=r"truncated\.root"):
+        compress(truncated, tmp_path / "y.root")
+    assert not (tmp_path / "y.root").exists()
+    assert list(tmp_path.glob("*.tmp")) == []
+    with pytest.raises(InputFileError, match="file not found"):
+        compress(tmp_path / "missing.root", tmp_path / "z.root")
+
+
+def test_nonfinite_jets_refused(tmp_path):
+    counts, jets = make_jets(50, seed=31)
+    jets["pt"][2] = np.nan
+    path = tmp_path / "nan.root"
+    write_nanoaod(path, counts, jets)
+    with pytest.raises(HepaeError, match=r"1 jet\(s\) with non-finite"):
+        compress(path, tmp_path / "c.root")
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_processor_route_writes_chunks(source, tmp_path):
+    res = run(
+        [source], chunksize=250, executor="futures", workers=2, compress_dir=tmp_path / "chunks"
+    )
+    c = res.output["source"]["compressed"]
+    assert len(c["files"]) == 3
+    assert c["events"] == 700
+    whole = tmp_path / "whole.root"
+    compress(source, whole)
+    _, w = _arrays(whole)
+    parts = [
+        (_arrays(p)[1], p)
+        for p in sorted(c["files"], key=lambda p: int(Path(p).stem.split("_")[-2]))
+    ]
+    z = ak.concatenate([p["Jet_z0"] for p, _ in parts])
+    assert ak.all(ak.num(z) == ak.num(w["Jet_z0"]))
+    assert ak.all(z == w["Jet_z0"])
+    decompress(parts[0][1], tmp_path / "part0.root")  # each chunk file stands alone
+
+
+def test_cli(source, tmp_path, capsys):
+    out = tmp_path / "c.root"
+    assert (
+        main(
+            [
+                "compress",
+                str(source),
+                "-o",
+                str(out),
+                "--latent-bits",
+                "12",
+                "--compression",
+                "zstd",
+                "--level",
+                "3",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "ratio" in text
+    assert main(["decompress", str(out), "-o", str(tmp_path / "r.root")]) == 0
+    assert main(["decompress", str(out), "-o", str(tmp_path / "r.root")]) == 2
+    assert "use --overwrite" in capsys.readouterr().err
+    assert (
+        main(["compress", str(source), "-o", str(tmp_path / "x.root"), "--latent-bits", "40"]) == 2
+    )
+    assert "0..23" in capsys.readouterr().err
