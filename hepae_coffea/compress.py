@@ -218,6 +218,15 @@ def compress_arrays(
     return _to_writable(ak.Array(data), order), len(x)
 
 
+def _branch_dtype(tree, name: str | None) -> str:
+    """numpy dtype name (native byte order) of a jagged or flat numeric branch."""
+    if name is None:
+        return "float32"
+    interp = tree[name].interpretation
+    dt = getattr(getattr(interp, "content", interp), "to_dtype", np.dtype("float32"))
+    return np.dtype(dt).newbyteorder("=").name
+
+
 def compression_info(
     meta: Mapping[str, Any],
     sha256: str,
@@ -231,6 +240,7 @@ def compression_info(
     inputs: Sequence[str],
     events: int,
     jets: int,
+    dtypes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The JSON metadata stored beside the compressed tree."""
     variables = [v["name"] for v in meta["variables"]]
@@ -247,6 +257,7 @@ def compression_info(
         "latent_bits": latent_bits,
         "branches": list(keys),
         "jet_branches": [_find(keys, collection + "_", v) for v in variables],
+        "jet_dtypes": list(dtypes) if dtypes is not None else None,
         "events": events,
         "jets": jets,
         "compression": [compression, level],
@@ -307,6 +318,7 @@ def write_compressed_chunk(
                 inputs=[path],
                 events=len(arrays),
                 jets=n,
+                dtypes=[_branch_dtype(t, _find(keys, collection + "_", v)) for v in variables],
             )
         )
         fout[MODEL_KEY] = base64.b64encode(model_bytes).decode("ascii")
@@ -417,6 +429,9 @@ def compress(
             level=level,
             inputs=paths,
             events=events,
+            dtypes=[
+                _branch_dtype(trees[0][1], _find(keys0, collection + "_", v)) for v in variables
+            ],
             jets=jets,
         )
         fout[INFO_KEY] = json.dumps(info)
@@ -491,8 +506,9 @@ def decompress(
                         rec = module.decode(torch.from_numpy(np.ascontiguousarray(z))).numpy()
                 else:
                     rec = np.zeros((0, len(jet_branches)), np.float32)
-                decoded = {
-                    b: ak.unflatten(np.ascontiguousarray(rec[:, i]), counts)
+                dtypes = info.get("jet_dtypes") or ["float32"] * len(jet_branches)
+                decoded = {  # integer variables were rounded by the model: restore the type
+                    b: ak.unflatten(np.ascontiguousarray(rec[:, i]).astype(dtypes[i]), counts)
                     for i, b in enumerate(jet_branches)
                 }
                 branches = info["branches"]  # original names and order

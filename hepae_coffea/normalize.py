@@ -10,7 +10,8 @@ Each jet variable gets a transform, chosen from the training data unless overrid
 ``identity``  ``x`` unchanged.
 
 Variables whose training values are all >= 0 are clamped at zero on the way out, so
-decoded pt, mass and E are never negative. For the BCE loss every normalised column is
+decoded pt, mass and E are never negative; integer-valued variables (constituent counts)
+are rounded to whole numbers. For the BCE loss every normalised column is
 further mapped onto [0, 1] with the training range (plus a margin).
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ __all__ = ["TRANSFORM_KINDS", "Normalizer", "VariableTransform", "choose_transfo
 
 TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity")
 _LOG_DEFAULT = frozenset({"pt", "mass", "E"})
+_KINEMATIC = frozenset({"pt", "eta", "phi", "mass", "E", "px", "py", "pz"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class VariableTransform:
     scale: float = 1.0
     offset: float = 0.0
     nonneg: bool = False
+    integer: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -71,6 +74,7 @@ def choose_transforms(
     values: np.ndarray,
     variables: Sequence[str],
     overrides: Mapping[str, str] | None = None,
+    integers: Sequence[str] | None = None,
 ) -> list[VariableTransform]:
     """Choose each variable's transform from training data.
 
@@ -82,8 +86,12 @@ def choose_transforms(
         Names of the columns.
     overrides : mapping, optional
         ``{variable: kind}`` with kinds from :data:`TRANSFORM_KINDS` (``scale:3`` allowed).
+    integers : sequence of str, optional
+        Variables decoded as integers (rounded). By default every variable other than the
+        kinematics whose training values are all whole numbers (e.g. constituent counts).
     """
     overrides = dict(overrides or {})
+    integer_vars = {str(v) for v in (integers or [])}
     unknown = set(overrides) - set(variables)
     if unknown:
         raise ValueError(
@@ -129,6 +137,9 @@ def choose_transforms(
             out.append(VariableTransform(var, "angle", 0.0, 1.0, 0.0, False))
         else:
             out.append(VariableTransform(var, "identity", 0.0, 1.0, 0.0, nonneg))
+        whole = canon not in _KINEMATIC and bool(np.all(x == np.round(x)))
+        if var in integer_vars or (integers is None and whole):
+            out[-1] = replace(out[-1], integer=True)
     return out
 
 
@@ -161,6 +172,7 @@ class Normalizer(nn.Module):
             "is_periodic", torch.tensor([t.kind == "periodic" for t in transforms])
         )
         self.register_buffer("nonneg", torch.tensor([t.nonneg for t in transforms]))
+        self.register_buffer("is_integer", torch.tensor([t.integer for t in transforms]))
         self.register_buffer("offset", torch.tensor([t.offset for t in transforms], dtype=f32))
         self.register_buffer("center", torch.tensor([t.center for t in transforms], dtype=f32))
         self.register_buffer("scale", torch.tensor([t.scale for t in transforms], dtype=f32))
@@ -202,7 +214,8 @@ class Normalizer(nn.Module):
             s = z[:, self.n_vars :]
             x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
         x = torch.where(self.is_periodic, _wrap_angle(x), x)
-        return torch.where(self.nonneg, torch.clamp(x, min=0.0), x)
+        x = torch.where(self.nonneg, torch.clamp(x, min=0.0), x)
+        return torch.where(self.is_integer, torch.round(x), x)
 
     @torch.jit.export
     def column_owner(self) -> torch.Tensor:

@@ -26,9 +26,12 @@ def make_jets(n_events: int = 400, seed: int = 0) -> tuple[np.ndarray, dict[str,
 def write_nanoaod(path, counts, jets, extra=None) -> None:
     """A NanoAOD-style flat ROOT file (TTree Events with event-ID branches)."""
     n_ev = len(counts)
-    coll = ak.zip(
-        {k: ak.unflatten(np.asarray(v, dtype=np.float32), counts) for k, v in jets.items()}
-    )
+
+    def cast(v):  # floats as float32 (as NanoAOD), integers keep their type
+        v = np.asarray(v)
+        return v.astype(np.float32) if v.dtype.kind == "f" else v
+
+    coll = ak.zip({k: ak.unflatten(cast(v), counts) for k, v in jets.items()})
     data = {
         "run": np.ones(n_ev, np.uint32),
         "luminosityBlock": np.ones(n_ev, np.uint32),
