@@ -67,6 +67,12 @@ _TRAIN_OPTS = {
     "--loss": ("loss", str, "mse or bce (default mse)"),
     "--bottleneck": ("bottleneck", str, "packed or plain (default packed)"),
     "--levels": ("levels", int, "coarse levels per packed latent (default 1024)"),
+    "--level": ("level", str, "jet (one jet at a time, default) or event (leading jets together)"),
+    "--event-jets": (
+        "event_jets",
+        int,
+        "event-level models: jets per event compressed (default 4)",
+    ),
     "--beta": ("beta", float, "KL weight of the VAE (default 1e-3)"),
     "--epochs": ("epochs", int, "epochs (default 20)"),
     "--batch-size": ("batch_size", int, "batch size (default 1024)"),
@@ -346,6 +352,11 @@ def _print_run_summary(summary: dict[str, Any]) -> None:
             f"\n{dataset}: {c['events']} events, {c['jets']} jets, {c['jets_selected']} selected, "
             f"{c['jets_nonfinite']} non-finite (dropped), {c['jets_unphysical']} unphysical"
         )
+        if c.get("jets_beyond_event_jets"):
+            print(
+                f"  {c['jets_beyond_event_jets']} selected jets beyond the event model's "
+                "leading jets were not compressed (not in the residuals)"
+            )
         print(f"  {'variable':>10} {'kind':>9} {'mean':>11} {'RMS':>10} {'sigma68':>10}")
         for v, s in d["residuals"].items():
             print(

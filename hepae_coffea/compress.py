@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .data import _find
+from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, metadata_from_bytes
 from .model_cache import get_model, model_bytes_sha256
@@ -178,11 +178,15 @@ def compress_arrays(
     collection: str = "Jet",
     latent_bits: int | None = None,
     where: str = "input",
+    event_jets: int | None = None,
 ) -> tuple[dict[str, Any], int]:
     """One chunk: replace the model's jet branches by latents; return (writable dict, n_jets).
 
     ``arrays`` holds the chunk's branches ``keys`` (uproot order). The jet branches must be
-    finite: non-finite values are refused with a count, never silently altered.
+    finite: non-finite values are refused with a count, never silently altered. For an
+    event-level model (``event_jets`` = J) the latents are per event
+    (``<collection>Latent_z<i>``), and the jets after the leading J keep their values in
+    ``<collection>Extra_<variable>`` branches.
     """
     module, _ = get_model(model_bytes, sha256)
     prefix = collection + "_"
@@ -203,6 +207,12 @@ def compress_arrays(
             f"{where}: {int(bad.sum())} jet(s) with non-finite {variables} values; a lossy "
             f"latent cannot store them (drop or fix those jets first)"
         )
+    kept = [k for k in keys if k not in cols]
+    data = {k: arrays[k] for k in kept}
+    if event_jets is not None:
+        return _compress_events(
+            data, kept, module, x, ak.to_numpy(counts), cols, collection, event_jets, latent_bits
+        )
     if len(x):
         with torch.inference_mode():
             z = module.encode(torch.from_numpy(np.ascontiguousarray(x))).numpy()
@@ -210,11 +220,34 @@ def compress_arrays(
         z = np.zeros((0, int(module.latent_dim)), np.float32)
     if latent_bits is not None:
         z = truncate_mantissa(z, latent_bits)
-    kept = [k for k in keys if k not in cols]
-    data = {k: arrays[k] for k in kept}
     for i in range(z.shape[1]):
         data[f"{prefix}z{i}"] = ak.unflatten(np.ascontiguousarray(z[:, i]), counts)
     order = kept + [f"{prefix}z{i}" for i in range(z.shape[1])]
+    return _to_writable(ak.Array(data), order), len(x)
+
+
+def _slots(counts: np.ndarray) -> np.ndarray:
+    """Index of each flat jet inside its event."""
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+    return np.arange(int(counts.sum())) - np.repeat(starts, counts)
+
+
+def _compress_events(data, kept, module, x, counts, cols, collection, event_jets, latent_bits):
+    xe, me = pad_events(x, counts, event_jets)
+    with torch.inference_mode():
+        z = module.encode(torch.from_numpy(xe), torch.from_numpy(me.astype(np.float32))).numpy()
+    if latent_bits is not None:
+        z = truncate_mantissa(z, latent_bits)
+    names = [f"{collection}Latent_z{i}" for i in range(z.shape[1])]
+    for i, name in enumerate(names):
+        data[name] = np.ascontiguousarray(z[:, i])
+    extra = _slots(counts) >= event_jets
+    n_extra = np.maximum(counts - event_jets, 0)
+    extra_names = [f"{collection}Extra_{c.split('_', 1)[1]}" for c in cols]
+    for j, name in enumerate(extra_names):
+        data[name] = ak.unflatten(np.ascontiguousarray(x[extra, j]), n_extra)
+    data[f"n{collection}Extra"] = n_extra.astype(np.int32)
+    order = [*kept, *names, f"n{collection}Extra", *extra_names]
     return _to_writable(ak.Array(data), order), len(x)
 
 
@@ -250,7 +283,16 @@ def compression_info(
         "model_sha256": sha256,
         "model": {
             k: meta.get(k)
-            for k in ("kind", "bottleneck", "levels", "latent_dim", "variables", "normalisation")
+            for k in (
+                "level",
+                "event_jets",
+                "kind",
+                "bottleneck",
+                "levels",
+                "latent_dim",
+                "variables",
+                "normalisation",
+            )
         },
         "collection": collection,
         "tree": tree,
@@ -298,6 +340,7 @@ def write_compressed_chunk(
         collection,
         latent_bits,
         where=f"{path}[{start}:{stop}]",
+        event_jets=int(meta["event_jets"]) if meta.get("level") == "event" else None,
     )
     with (
         _atomic(Path(output), overwrite=True) as tmp,
@@ -323,6 +366,22 @@ def write_compressed_chunk(
         )
         fout[MODEL_KEY] = base64.b64encode(model_bytes).decode("ascii")
     return len(arrays), n
+
+
+def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches):
+    """Event-level latents + extra jets -> (jets per event, flat jets in file order)."""
+    counts = ak.to_numpy(arrays[f"n{collection}"]).astype(np.int64)
+    z = np.stack([ak.to_numpy(arrays[c]) for c in zcols], axis=1).astype(np.float32)
+    mask = np.arange(event_jets)[None, :] < np.minimum(counts, event_jets)[:, None]
+    with torch.inference_mode():
+        rec_e = module.decode(torch.from_numpy(z), torch.from_numpy(mask.astype(np.float32)))
+    lead = ak.unflatten(rec_e.numpy()[mask], np.minimum(counts, event_jets))
+    extra = ak.concatenate(
+        [arrays[f"{collection}Extra_{b.split('_', 1)[1]}"][:, :, np.newaxis] for b in jet_branches],
+        axis=2,
+    )
+    jets = ak.concatenate([lead, ak.values_astype(extra, np.float32)], axis=1)
+    return ak.num(jets, axis=1), ak.to_numpy(ak.flatten(jets, axis=1))
 
 
 def read_compression_info(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
@@ -388,6 +447,7 @@ def compress(
     meta = metadata_from_bytes(model_bytes, str(model_path))
     sha = model_bytes_sha256(model_bytes)
     variables = [v["name"] for v in meta["variables"]]
+    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
     if latent_bits is not None and not 0 <= latent_bits <= 23:
         raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
     comp = _compression(compression, level)
@@ -404,7 +464,15 @@ def compress(
             try:
                 for arrays in t.iterate(keys0, step_size=step_size, library="ak"):
                     data, n = compress_arrays(
-                        arrays, keys0, model_bytes, sha, variables, collection, latent_bits, where=p
+                        arrays,
+                        keys0,
+                        model_bytes,
+                        sha,
+                        variables,
+                        collection,
+                        latent_bits,
+                        where=p,
+                        event_jets=event_jets,
                     )
                     if not created:
                         fout.mktree(tree, _types(data))
@@ -486,7 +554,8 @@ def decompress(
     module, _ = get_model(model_bytes, info["model_sha256"])
     tree, collection = info["tree"], info["collection"]
     k = int(info["model"]["latent_dim"])
-    zcols = [f"{collection}_z{i}" for i in range(k)]
+    event_jets = info["model"].get("event_jets") if info["model"].get("level") == "event" else None
+    zcols = [f"{collection}{'Latent' if event_jets else ''}_z{i}" for i in range(k)]
     jet_branches = info["jet_branches"]
     f, t = _open_tree(path, tree)
     keys = t.keys()
@@ -499,13 +568,18 @@ def decompress(
         ):
             created = False
             for arrays in t.iterate(keys, step_size=step_size, library="ak"):
-                counts = ak.num(arrays[zcols[0]], axis=1)
-                z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in zcols], axis=1)
-                if len(z):
-                    with torch.inference_mode():
-                        rec = module.decode(torch.from_numpy(np.ascontiguousarray(z))).numpy()
-                else:
+                if event_jets is None:
+                    counts = ak.num(arrays[zcols[0]], axis=1)
+                    z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in zcols], axis=1)
                     rec = np.zeros((0, len(jet_branches)), np.float32)
+                    if len(z):
+                        with torch.inference_mode():
+                            rec = module.decode(torch.from_numpy(np.ascontiguousarray(z))).numpy()
+                else:
+                    counts, rec = _decode_events(
+                        arrays, module, collection, event_jets, zcols, jet_branches
+                    )
+                    z = rec
                 dtypes = info.get("jet_dtypes") or ["float32"] * len(jet_branches)
                 decoded = {  # integer variables were rounded by the model: restore the type
                     b: ak.unflatten(np.ascontiguousarray(rec[:, i]).astype(dtypes[i]), counts)

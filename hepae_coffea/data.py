@@ -24,6 +24,7 @@ __all__ = [
     "JetData",
     "canonical_variable",
     "iter_jets",
+    "pad_events",
     "read_jets",
 ]
 
@@ -88,6 +89,7 @@ class JetData:
     n_nonfinite: int
     nonfinite_by_variable: dict[str, int] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    counts: np.ndarray | None = None  # jets per event (jagged inputs), else None
 
     @property
     def n_jets(self) -> int:
@@ -281,6 +283,23 @@ def _iter_table(path: str, variables: Sequence[str], prefix: str) -> Iterator[Je
     yield _chunk(_assemble(cols, mapping, convert, variables), counts, path)
 
 
+def pad_events(
+    values: np.ndarray, counts: np.ndarray, max_jets: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat jets + jets per event -> (n_events, max_jets, n_vars) padded with zeros and a
+    (n_events, max_jets) mask of real jets; jets beyond ``max_jets`` are left out."""
+    counts = np.asarray(counts, dtype=np.int64)
+    n_ev = len(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n_ev else np.zeros(0, np.int64)
+    slot = np.arange(len(values)) - np.repeat(starts, counts)
+    event = np.repeat(np.arange(n_ev), counts)
+    keep = slot < max_jets
+    out = np.zeros((n_ev, max_jets, values.shape[1]), dtype=values.dtype)
+    out[event[keep], slot[keep]] = values[keep]
+    mask = np.arange(max_jets)[None, :] < np.minimum(counts, max_jets)[:, None]
+    return out, mask
+
+
 # ---------------------------------------------------------------------------------------
 # public entry points
 
@@ -351,6 +370,7 @@ def read_jets(
     """
     variables = tuple(variables)
     parts: list[np.ndarray] = []
+    count_parts: list[np.ndarray] = []
     n_events: int | None = 0
     n_bad = 0
     bad_by_var = np.zeros(len(variables), dtype=np.int64)
@@ -368,10 +388,17 @@ def read_jets(
             n_events = None
         else:
             n_events += len(chunk.counts)
+            count_parts.append(chunk.counts)
         if max_jets is not None and n >= max_jets:
             break
     values = np.concatenate(parts) if parts else np.empty((0, len(variables)))
-    if max_jets is not None:
+    counts = np.concatenate(count_parts).astype(np.int64) if n_events is not None else None
+    if max_jets is not None and len(values) > max_jets:
+        if counts is not None:  # whole events only
+            n_keep = int(np.searchsorted(np.cumsum(counts), max_jets, side="right"))
+            counts = counts[:n_keep]
+            n_events = n_keep
+            max_jets = int(counts.sum())
         values = values[:max_jets]
     by_var = {v: int(b) for v, b in zip(variables, bad_by_var, strict=True) if b}
     if n_bad:
@@ -386,4 +413,4 @@ def read_jets(
             f"no finite jets in {[os.fspath(p) for p in paths] if not isinstance(paths, str | os.PathLike) else os.fspath(paths)}"
             f" (variables {list(variables)}; {n_bad} dropped as non-finite)"
         )
-    return JetData(values, variables, n_events, n_bad, by_var, tuple(sources))
+    return JetData(values, variables, n_events, n_bad, by_var, tuple(sources), counts)

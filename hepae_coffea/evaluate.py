@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .data import read_jets
+from .errors import ModelFileError
 from .export import LoadedModel, load_model
 from .metrics import residual_summary, residuals
 
@@ -70,6 +71,11 @@ def evaluate(
         Exported model; the shipped default when omitted.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    if loaded.metadata.get("level", "jet") != "jet":
+        raise ModelFileError(
+            f"{loaded.metadata['path']}: an event-level model; evaluate() takes jet-level "
+            "models, use hepae_coffea.run.run (hepae run) for event-level ones"
+        )
     data = read_jets(inputs, loaded.variables, prefix=prefix, tree=tree, max_jets=max_jets)
     run_model(loaded, data.values[:256])  # TorchScript optimises on the first calls
     run_model(loaded, data.values[:256])

@@ -114,7 +114,8 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "latent_pairs": hist.Hist(
             hist.axis.StrCategory(
-                [f"{i}-{j}" for i in range(k) for j in range(i + 1, k)] or ["0-0"],
+                # pairs among the first four dimensions (6 panels at most)
+                [f"{i}-{j}" for i in range(min(k, 4)) for j in range(i + 1, min(k, 4))] or ["0-0"],
                 name="pair",
                 label="latent pair",
                 overflow=False,
@@ -129,6 +130,7 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
             "jets_nonfinite": 0,
             "jets_unphysical": 0,
             "model_loads": 0,
+            "jets_beyond_event_jets": 0,
         },
     }
 

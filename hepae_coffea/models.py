@@ -25,7 +25,7 @@ from torch import nn
 
 from .normalize import Normalizer
 
-__all__ = ["ACTIVATIONS", "JetAutoencoder", "ModelConfig", "build_model"]
+__all__ = ["ACTIVATIONS", "EventAutoencoder", "JetAutoencoder", "ModelConfig", "build_model"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -38,6 +38,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 KINDS = ("ae", "vae")
 LOSSES = ("mse", "bce")
 BOTTLENECKS = ("plain", "packed")
+LEVELS = ("jet", "event")
 _GUARD = 0.02  # keeps the fine channel away from the coarse steps' edges
 
 
@@ -56,6 +57,8 @@ class ModelConfig:
     beta: float = 1e-3
     weights: dict[str, float] = field(default_factory=dict)
     transforms: dict[str, str] = field(default_factory=dict)
+    level: str = "jet"
+    event_jets: int = 4
 
     def __post_init__(self) -> None:
         self.variables = tuple(self.variables)
@@ -80,6 +83,10 @@ class ModelConfig:
             problems.append(f"weights given for unknown variable(s) {sorted(bad_w)}")
         if any(w < 0 for w in self.weights.values()):
             problems.append(f"weights must be >= 0: {self.weights}")
+        if self.level not in LEVELS:
+            problems.append(f"level {self.level!r} not in {LEVELS}")
+        if self.event_jets < 1:
+            problems.append(f"event_jets must be >= 1, got {self.event_jets}")
         if problems:
             raise ValueError("invalid model configuration: " + "; ".join(problems))
 
@@ -88,6 +95,39 @@ class ModelConfig:
         d["variables"] = list(self.variables)
         d["hidden"] = list(self.hidden)
         return d
+
+
+def _pack(h: torch.Tensor, k: int, levels: int, guard: float, packed: bool) -> torch.Tensor:
+    """Pre-latent (n, 2k) -> packed float latents (n, k); identity for a plain bottleneck."""
+    if not packed:
+        return h
+    a = torch.sigmoid(h[:, :k])
+    b = guard + (1.0 - 2.0 * guard) * torch.sigmoid(h[:, k:])
+    q = torch.round(a * (levels - 1))
+    return (q + b) / levels
+
+
+def _unpack(z: torch.Tensor, levels: int, packed: bool) -> torch.Tensor:
+    """Packed latents (n, k) -> decoder features (n, 2k): coarse and fine channels."""
+    if not packed:
+        return z
+    t = z * levels
+    q = torch.clamp(torch.floor(t), 0.0, float(levels - 1))
+    b = t - q
+    return torch.cat([2.0 * q / (levels - 1) - 1.0, 2.0 * b - 1.0], dim=1)
+
+
+def _features_train(
+    h: torch.Tensor, k: int, levels: int, guard: float, packed: bool
+) -> torch.Tensor:
+    """Pack and unpack with straight-through gradients (same values as inference)."""
+    if not packed:
+        return h
+    a = torch.sigmoid(h[:, :k])
+    b = guard + (1.0 - 2.0 * guard) * torch.sigmoid(h[:, k:])
+    exact = _unpack(_pack(h, k, levels, guard, packed), levels, packed)
+    soft = torch.cat([2.0 * a - 1.0, 2.0 * b - 1.0], dim=1)
+    return soft + (exact - soft).detach()
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -143,32 +183,13 @@ class JetAutoencoder(nn.Module):
         return h, h[:, :0]
 
     def _pack(self, h: torch.Tensor) -> torch.Tensor:
-        if not self.packed:
-            return h
-        k = self.latent_dim
-        a = torch.sigmoid(h[:, :k])
-        b = self.guard + (1.0 - 2.0 * self.guard) * torch.sigmoid(h[:, k:])
-        q = torch.round(a * (self.levels - 1))
-        return (q + b) / self.levels
+        return _pack(h, self.latent_dim, self.levels, self.guard, self.packed)
 
     def _unpack(self, z: torch.Tensor) -> torch.Tensor:
-        if not self.packed:
-            return z
-        t = z * self.levels
-        q = torch.clamp(torch.floor(t), 0.0, float(self.levels - 1))
-        b = t - q
-        return torch.cat([2.0 * q / (self.levels - 1) - 1.0, 2.0 * b - 1.0], dim=1)
+        return _unpack(z, self.levels, self.packed)
 
     def _features_train(self, h: torch.Tensor) -> torch.Tensor:
-        """Pack and unpack with straight-through gradients (same values as inference)."""
-        if not self.packed:
-            return h
-        k = self.latent_dim
-        a = torch.sigmoid(h[:, :k])
-        b = self.guard + (1.0 - 2.0 * self.guard) * torch.sigmoid(h[:, k:])
-        exact = self._unpack(self._pack(h))
-        soft = torch.cat([2.0 * a - 1.0, 2.0 * b - 1.0], dim=1)
-        return soft + (exact - soft).detach()
+        return _features_train(h, self.latent_dim, self.levels, self.guard, self.packed)
 
     def _decode_norm(self, feats: torch.Tensor) -> torch.Tensor:
         out = self.decoder(feats)
@@ -232,10 +253,147 @@ class JetAutoencoder(nn.Module):
         return z, self.normalizer.inverse(recon), s
 
 
-def build_model(config: ModelConfig, normalizer: Normalizer) -> JetAutoencoder:
-    """Create a :class:`JetAutoencoder` (weights initialised from torch's current RNG)."""
+def build_model(config: ModelConfig, normalizer: Normalizer) -> JetAutoencoder | EventAutoencoder:
+    """Create a jet- or event-level model (weights from torch's current RNG)."""
     if normalizer.n_vars != len(config.variables):
         raise ValueError(
             f"normalizer has {normalizer.n_vars} variables, config {len(config.variables)}"
         )
+    if config.level == "event":
+        return EventAutoencoder(config, normalizer)
     return JetAutoencoder(config, normalizer)
+
+
+class EventAutoencoder(nn.Module):
+    """Compresses an event's leading ``event_jets`` (J) jets together into ``latent_dim`` numbers.
+
+    Inputs are ``x`` (n_events, J, n_vars) in physical units, padded, and ``mask``
+    (n_events, J) with 1 for real jets. The jet count is not compressed: it travels beside
+    the latents and the decoder sees the mask too. Padded slots never enter the loss and are
+    returned as zeros. The same normalisation, bottlenecks and VAE option as
+    :class:`JetAutoencoder`; ``score`` is the mean of the real jets' errors per event.
+    """
+
+    def __init__(self, config: ModelConfig, normalizer: Normalizer) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+        self.n_vars = normalizer.n_vars
+        self.n_norm = normalizer.n_norm
+        self.max_jets = config.event_jets
+        self.latent_dim = config.latent_dim
+        self.channels = 2 if config.bottleneck == "packed" else 1
+        self.packed = config.bottleneck == "packed"
+        self.is_vae = config.kind == "vae"
+        self.bce = config.loss == "bce"
+        self.levels = config.levels
+        self.guard = _GUARD
+        jm = self.max_jets * self.n_norm
+        n_pre = config.latent_dim * self.channels
+        enc_out = 2 * n_pre if self.is_vae else n_pre
+        self.encoder = _mlp([jm + self.max_jets, *config.hidden, enc_out], config.activation)
+        self.decoder = _mlp(
+            [n_pre + self.max_jets, *reversed(config.hidden), jm], config.activation
+        )
+        owner = normalizer.column_owner()
+        w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])[owner]
+        if float(w.sum()) <= 0:
+            raise ValueError("at least one variable needs a positive loss weight")
+        self.register_buffer("jet_column_weight", w / w.sum())
+        # training loss: every real jet's weighted error, summed over the event's jets
+        self.register_buffer("column_weight", (w / w.sum()).repeat(self.max_jets))
+
+    def _column_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask.repeat_interleave(self.n_norm, dim=1)
+
+    @torch.jit.export
+    def normalise_events(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, J, N) physical + (n, J) mask -> (n, J*M + J) network input (padding zeroed)."""
+        n = x.shape[0]
+        m = mask.to(x.dtype)
+        u = self.normalizer(x.reshape(n * self.max_jets, self.n_vars))
+        u = u.reshape(n, self.max_jets * self.n_norm) * self._column_mask(m)
+        return torch.cat([u, m], dim=1)
+
+    def _pre_latent(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(inp)
+        if self.is_vae:
+            k = h.shape[1] // 2
+            return h[:, :k], h[:, k:]
+        return h, h[:, :0]
+
+    def _decode_norm(self, feats: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(torch.cat([feats, m], dim=1))
+        return torch.sigmoid(out) if self.bce else out
+
+    def reconstruct_normalised(
+        self, inp: torch.Tensor, sample: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training path: network input -> (normalised reconstruction (n, J*M), KL)."""
+        m = inp[:, self.max_jets * self.n_norm :]
+        mean, log_sigma = self._pre_latent(inp)
+        h = mean
+        kl = torch.zeros(inp.shape[0], dtype=inp.dtype, device=inp.device)
+        if self.is_vae:
+            if sample:
+                h = mean + torch.exp(log_sigma) * torch.randn_like(mean)
+            kl = 0.5 * torch.sum(mean**2 + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma, dim=1)
+        feats = _features_train(h, self.latent_dim, self.levels, self.guard, self.packed)
+        return self._decode_norm(feats, m), kl
+
+    def per_column_error(self, inp: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """Per event and normalised column; zero for padded jets."""
+        jm = self.max_jets * self.n_norm
+        u, m = inp[:, :jm], inp[:, jm:]
+        if self.bce:
+            t = torch.clamp(u, 0.0, 1.0)
+            r = torch.clamp(recon, 1e-7, 1.0 - 1e-7)
+            err = -(t * torch.log(r) + (1.0 - t) * torch.log(1.0 - r))
+        else:
+            err = (recon - u) ** 2
+        return err * self._column_mask(m)
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(n, J, N) physical + mask -> latent (n, latent_dim) (the VAE mean)."""
+        mean, _ = self._pre_latent(self.normalise_events(x, mask))
+        return _pack(mean, self.latent_dim, self.levels, self.guard, self.packed)
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Latent (n, latent_dim) + mask -> (n, J, N) physical; padded slots are zero."""
+        n = z.shape[0]
+        m = mask.to(z.dtype)
+        u = self._decode_norm(_unpack(z, self.levels, self.packed), m)
+        x = self.normalizer.inverse(u.reshape(n * self.max_jets, self.n_norm))
+        return x.reshape(n, self.max_jets, self.n_vars) * m.unsqueeze(2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Reconstruction: ``decode(encode(x, mask), mask)``."""
+        return self.decode(self.encode(x, mask), mask)
+
+    @torch.jit.export
+    def jet_scores(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-jet error in normalised space (n, J); zero for padded slots."""
+        inp = self.normalise_events(x, mask)
+        n = x.shape[0]
+        m = mask.to(x.dtype)
+        mean, _ = self._pre_latent(inp)
+        z = _pack(mean, self.latent_dim, self.levels, self.guard, self.packed)
+        recon = self._decode_norm(_unpack(z, self.levels, self.packed), m)
+        err = (recon - inp[:, : self.max_jets * self.n_norm]) ** 2
+        err = err.reshape(n, self.max_jets, self.n_norm) * self.jet_column_weight
+        return err.sum(dim=2) * m
+
+    @torch.jit.export
+    def score(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-event anomaly score: mean error of its real jets (0 without jets)."""
+        m = mask.to(x.dtype)
+        return self.jet_scores(x, mask).sum(dim=1) / torch.clamp(m.sum(dim=1), min=1.0)
+
+    @torch.jit.export
+    def encode_decode_score(
+        self, x: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(latent, physical reconstruction (n, J, N), per-jet scores (n, J)) in one call."""
+        z = self.encode(x, mask)
+        return z, self.decode(z, mask), self.jet_scores(x, mask)

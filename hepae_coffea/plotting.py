@@ -442,8 +442,13 @@ def figure_latents(outputs: Mapping[str, Any], label: str = "Simulation Internal
     plt, mh = _pyplot()
     first = next(iter(outputs.values()))["latent"]
     dims = list(first.axes["dim"])
+    cols = min(len(dims), 4)
+    rows = math.ceil(len(dims) / cols)
     with _style():
-        fig, axes = plt.subplots(1, len(dims), figsize=(6 * len(dims), 5.4), squeeze=False)
+        fig, grid = plt.subplots(rows, cols, figsize=(6 * cols, 5.4 * rows), squeeze=False)
+        for ax in list(grid.flat)[len(dims) :]:
+            ax.set_visible(False)
+        axes = [list(grid.flat)[: len(dims)]]
         for ax, k in zip(axes[0], dims, strict=True):
             for (name, d), color in zip(outputs.items(), _colors(len(outputs)), strict=True):
                 h = d["latent"][{"dim": k}]
@@ -532,7 +537,12 @@ def figure_latent_scan(
     grid[:, a] = gx.ravel()
     grid[:, b] = gy.ravel()
     with torch.inference_mode():
-        dec = loaded.module.decode(torch.from_numpy(grid)).numpy()
+        if loaded.metadata.get("level") == "event":  # events with J jets; show the leading jet
+            j = int(loaded.metadata["event_jets"])
+            mask = torch.ones(len(grid), j)
+            dec = loaded.module.decode(torch.from_numpy(grid), mask)[:, 0, :].numpy()
+        else:
+            dec = loaded.module.decode(torch.from_numpy(grid)).numpy()
     variables = loaded.variables
     cols = min(len(variables), 4)
     rows = math.ceil(len(variables) / cols)

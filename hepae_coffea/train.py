@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import read_jets
+from .data import pad_events, read_jets
 from .export import export_model, variable_unit
 from .metrics import residual_summary, residuals
 from .models import JetAutoencoder, ModelConfig, build_model
@@ -59,6 +59,8 @@ class TrainConfig:
     beta: float = 1e-3
     weights: dict[str, float] = field(default_factory=dict)
     transforms: dict[str, str] = field(default_factory=dict)
+    level: str = "jet"
+    event_jets: int = 4
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 3e-3
@@ -157,6 +159,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _prepare(config: TrainConfig):
+    """Read, split (by jet, or by event for event-level models), normalise, build."""
     torch.manual_seed(config.seed)
     data = read_jets(
         config.inputs,
@@ -165,20 +168,37 @@ def _prepare(config: TrainConfig):
         tree=config.tree or None,
         max_jets=config.max_jets or None,
     )
-    tr_idx, va_idx = _split(data.n_jets, config.val_fraction, config.seed)
-    x_tr, x_va = data.values[tr_idx], data.values[va_idx]
     mcfg = config.model_config()
+    if mcfg.level == "event":
+        if data.counts is None:
+            raise ValueError("event-level models need per-event (jagged) inputs, e.g. ROOT files")
+        x_ev, mask = pad_events(data.values, data.counts, mcfg.event_jets)
+        tr_idx, va_idx = _split(len(x_ev), config.val_fraction, config.seed)
+        x_tr = x_ev[tr_idx][mask[tr_idx]]  # the training jets, for the normalisation
+    else:
+        tr_idx, va_idx = _split(data.n_jets, config.val_fraction, config.seed)
+        x_tr = data.values[tr_idx]
     transforms = choose_transforms(x_tr, config.variables, config.transforms)
     normalizer = Normalizer(transforms)
-    t_tr = torch.tensor(x_tr, dtype=torch.float32)
-    t_va = torch.tensor(x_va, dtype=torch.float32)
     if mcfg.loss == "bce":
-        normalizer.set_unit_range(normalizer(t_tr))
+        normalizer.set_unit_range(normalizer(torch.tensor(x_tr, dtype=torch.float32)))
     model = build_model(mcfg, normalizer)
-    with torch.no_grad():
-        u_tr, u_va = normalizer(t_tr), normalizer(t_va)
     data.transforms = transforms  # type: ignore[attr-defined]
-    return data, model, u_tr, u_va, t_va
+    with torch.no_grad():
+        if mcfg.level == "event":
+            tx = torch.tensor(x_ev, dtype=torch.float32)
+            tm = torch.tensor(mask, dtype=torch.float32)
+            u_tr = model.normalise_events(tx[tr_idx], tm[tr_idx])
+            u_va = model.normalise_events(tx[va_idx], tm[va_idx])
+            return data, model, u_tr, u_va, (tx[va_idx], tm[va_idx])
+        t_va = torch.tensor(data.values[va_idx], dtype=torch.float32)
+        return (
+            data,
+            model,
+            normalizer(torch.tensor(x_tr, dtype=torch.float32)),
+            normalizer(t_va),
+            t_va,
+        )
 
 
 def _batch_loss(model: JetAutoencoder, u: torch.Tensor, beta: float, sample: bool) -> torch.Tensor:
@@ -212,11 +232,16 @@ def _make_optim(model: JetAutoencoder, config: TrainConfig, steps_per_epoch: int
     return opt, sched
 
 
-def _physical_check(model: JetAutoencoder, x_va: torch.Tensor, variables: Sequence[str]):
+def _physical_check(model, x_va, variables: Sequence[str]):
+    """Residual summary on the validation jets (real jets only for event-level models)."""
     model.eval()
     with torch.no_grad():
-        rec = model(x_va).numpy()
-    orig = x_va.numpy()
+        if isinstance(x_va, tuple):
+            x, m = x_va
+            keep = m.bool()
+            rec, orig = model(x, m)[keep].numpy(), x[keep].numpy()
+        else:
+            rec, orig = model(x_va).numpy(), x_va.numpy()
     return residual_summary(orig, rec, variables), residuals(orig, rec, variables)
 
 
@@ -359,7 +384,7 @@ def train(
                 res,
                 config.variables,
                 paths["previews"] / f"epoch_{epoch + 1:03d}.png",
-                title=f"epoch {epoch + 1}: validation set ({len(x_va)} jets)",
+                title=f"epoch {epoch + 1}: validation set ({len(res)} jets)",
             )
         _write_history(history, paths)
         torch.save(
@@ -400,7 +425,7 @@ def train(
     }
     metadata = build_metadata(model, config, data.summary(), metrics, data.transforms)
     with torch.no_grad():
-        z = model.encode(x_va)
+        z = model.encode(*x_va) if isinstance(x_va, tuple) else model.encode(x_va)
     if config.bottleneck == "packed":
         metadata["latent_range"] = [0.0, 1.0]
     else:
@@ -422,6 +447,8 @@ def build_metadata(
     norm = model.normalizer
     mcfg = config.model_config()
     return {
+        "level": mcfg.level,
+        "event_jets": mcfg.event_jets if mcfg.level == "event" else None,
         "kind": mcfg.kind,
         "loss": mcfg.loss,
         "bottleneck": mcfg.bottleneck,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from coffea import processor
 
-from hepae_coffea.data import _assemble, _resolve_columns, canonical_variable
+from hepae_coffea.data import _assemble, _resolve_columns, canonical_variable, pad_events
 from hepae_coffea.errors import ModelFileError
 from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
 from hepae_coffea.hists import make_hists
@@ -51,6 +51,7 @@ class ChunkResult:
     n_selected: int
     n_nonfinite: int
     model_loaded: bool
+    n_beyond: int = 0  # event-level models: selected jets after the leading J (not compressed)
 
     def unflatten(self, values: np.ndarray) -> ak.Array:
         """Map per-jet ``values`` back onto the event structure."""
@@ -82,6 +83,7 @@ def compress_decompress_chunk(
     pt_min: float | None = None,
     abs_eta_max: float | None = None,
     where: str = "chunk",
+    event_jets: int | None = None,
 ) -> ChunkResult:
     """Run the model over one chunk's jets (vectorised) and return flat and per-event results.
 
@@ -102,6 +104,10 @@ def compress_decompress_chunk(
         Without pt/eta/phi/mass/E fields, px/py/pz/E are converted with ``vector``.
     pt_min, abs_eta_max : float, optional
         Jet selection, applied before the model.
+    event_jets : int, optional
+        For event-level models: J, the leading jets per event the model takes together;
+        the results then cover those jets only (``n_beyond`` counts the others), and
+        ``latent`` has one row per event with jets.
     """
     module, loaded = get_model(model_bytes, sha256)
     fields = dict(fields or {})
@@ -139,7 +145,27 @@ def compress_decompress_chunk(
     n_nonfinite = int((keep & ~finite).sum())
     keep &= finite
     x = np.ascontiguousarray(values[keep], dtype=np.float32)
-    if len(x):
+    counts = np.zeros(len(counts_all), dtype=np.int64)
+    if n_jets:
+        counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts_all), axis=1)).astype(np.int64)
+    n_beyond = 0
+    if event_jets is not None:  # event-level model: the leading J jets of each event together
+        xe, me = pad_events(x, counts, event_jets)
+        has = counts > 0
+        n_beyond = int(np.maximum(counts - event_jets, 0).sum())
+        if has.any():
+            with torch.inference_mode():
+                z, rec_e, js = module.encode_decode_score(
+                    torch.from_numpy(xe[has]), torch.from_numpy(me[has].astype(np.float32))
+                )
+            rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
+        else:
+            z = np.zeros((0, latent_dim), np.float32)
+            rec = np.zeros((0, len(variables)), np.float32)
+            s = np.zeros(0, np.float32)
+        x = xe[me]
+        counts = np.minimum(counts, event_jets)
+    elif len(x):
         with torch.inference_mode():
             z, rec, s = module.encode_decode_score(torch.from_numpy(x))
         z, rec, s = z.numpy(), rec.numpy(), s.numpy()
@@ -147,10 +173,7 @@ def compress_decompress_chunk(
         z = np.zeros((0, latent_dim), np.float32)
         rec = np.zeros((0, len(variables)), np.float32)
         s = np.zeros(0, np.float32)
-    counts = np.zeros(len(counts_all), dtype=np.int64)
-    if n_jets:
-        counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts_all), axis=1)).astype(np.int64)
-    return ChunkResult(x, rec, z, s, counts, n_jets, n_selected, n_nonfinite, loaded)
+    return ChunkResult(x, rec, z, s, counts, n_jets, n_selected, n_nonfinite, loaded, n_beyond)
 
 
 class JetCompressionProcessor(processor.ProcessorABC):
@@ -205,6 +228,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         self.metadata = metadata_from_bytes(self.model_bytes, label)
         self.sha256 = model_bytes_sha256(self.model_bytes)
         self.variables = [v["name"] for v in self.metadata["variables"]]
+        level = self.metadata.get("level", "jet")
+        self.event_jets = int(self.metadata["event_jets"]) if level == "event" else None
         self.collection = collection
         self.fields = dict(fields or {})
         unknown = set(self.fields) - set(self.variables)
@@ -242,6 +267,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
             pt_min=self.pt_min,
             abs_eta_max=self.abs_eta_max,
             where=where,
+            event_jets=self.event_jets,
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
@@ -252,6 +278,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         c["jets_nonfinite"] = res.n_nonfinite
         c["jets_unphysical"] = int(unphysical_mask(res.reconstructed, self.variables).sum())
         c["model_loads"] = int(res.model_loaded)
+        c["jets_beyond_event_jets"] = res.n_beyond
         if self.compress_dir is not None:
             out["compressed"] = self._write_chunk(meta, dataset)
         return {dataset: out}
@@ -311,8 +338,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         k = res.latent.shape[1]
         for d in range(k):
             out["latent"].fill(dim=d, z=res.latent[:, d])
-        for i in range(k):
-            for j in range(i + 1, k):
+        for i in range(min(k, 4)):
+            for j in range(i + 1, min(k, 4)):
                 out["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
