@@ -121,7 +121,8 @@ def test_demo_writes_outputs(tmp_path, capsys):
     assert counters["jets"] > 1000
     assert counters["jets_unphysical"] == 0
     assert summary["qcd_sample"]["residuals"]["pt"]["sigma68"] < 0.02
-    assert (out / "residuals.png").stat().st_size > 10_000
+    assert (out / "plots" / "residuals.png").stat().st_size > 10_000
+    assert "**Overall verdict: PASS**" in (out / "report.md").read_text()
     assert (out / "results.coffea").exists()
     assert (out / "results.root").exists()
 
