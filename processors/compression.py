@@ -228,8 +228,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         self.metadata = metadata_from_bytes(self.model_bytes, label)
         self.sha256 = model_bytes_sha256(self.model_bytes)
         self.variables = [v["name"] for v in self.metadata["variables"]]
-        level = self.metadata.get("level", "jet")
-        self.event_jets = int(self.metadata["event_jets"]) if level == "event" else None
+        model_level = self.metadata.get("level", "jet")
+        self.event_jets = int(self.metadata["event_jets"]) if model_level == "event" else None
         self.collection = collection
         self.fields = dict(fields or {})
         unknown = set(self.fields) - set(self.variables)
