@@ -3,11 +3,20 @@
 Usage::
 
     python benchmarks/quality.py --train samples/qcd_train.root --test samples/qcd_test.root \
-        --minutes 8 --configs hepae_reference default --out benchmarks/results/quality.json
+        --configs default default_plain --out benchmarks/results/quality.json
+    python benchmarks/quality.py --train samples/qcd_train.root --test samples/qcd_test.root \
+        --minutes 8 --configs hepae_reference
 
-Each configuration trains for at most ``--minutes`` on this machine's CPU cores and is then
-evaluated on the test file: sigma68 per variable (relative for pt and mass, absolute for
-eta and phi), RMS, and the number of unphysical reconstructions.
+Every configuration starts from the shipped default's training configuration
+(``tools/default_model.yaml``), sets inputs, output, seed, ``preview=False`` and
+``tensorboard=False``, then applies what ``CONFIGS`` says. Without ``--minutes`` the
+configured number of epochs is used. With ``--minutes M`` one epoch is first trained and
+timed (in the work directory), and the one-cycle schedule is sized to the budget:
+``epochs = max(1, int(M * 60 / seconds_per_epoch))``; the schedule then runs to its end.
+
+Each model is evaluated on the test file: sigma68 per variable (relative for pt and mass,
+absolute for eta and phi), RMS, and the number of unphysical reconstructions. Rows are
+merged by name into the output JSON (a list of rows).
 """
 
 from __future__ import annotations
@@ -21,9 +30,11 @@ from pathlib import Path
 import torch
 
 from hepae_coffea.evaluate import evaluate
-from hepae_coffea.train import TrainConfig, train
+from hepae_coffea.train import TrainConfig, load_config, train
 
-STANDARD = {"pt": "standard", "eta": "standard", "phi": "standard", "mass": "standard"}
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "tools" / "default_model.yaml"
+VARIABLES = ("pt", "eta", "phi", "mass")
+STANDARD = {v: "standard" for v in VARIABLES}
 
 CONFIGS: dict[str, dict] = {
     # HEPAutoencoders recipe: standardised inputs, 4-200-100-50-3 tanh, MSE, plain latent
@@ -31,54 +42,139 @@ CONFIGS: dict[str, dict] = {
         "hidden": [200, 100, 50],
         "activation": "tanh",
         "bottleneck": "plain",
+        "loss": "mse",
         "transforms": STANDARD,
         "lr": 3e-3,
         "batch_size": 256,
     },
-    # same net with log pt/mass, eta/3, phi/3
+    # same net with log pt/mass (the default), eta/3 and phi/pi
     "hepae_log": {
         "hidden": [200, 100, 50],
         "activation": "tanh",
         "bottleneck": "plain",
+        "loss": "mse",
         "transforms": {"eta": "scale:3", "phi": "periodic"},
         "lr": 3e-3,
         "batch_size": 256,
     },
+    # Baler-like: standardised inputs (min-max to [0, 1] inside for BCE), leaky ReLU, BCE
+    "baler_style": {
+        "hidden": [200, 100, 50],
+        "activation": "leakyrelu",
+        "bottleneck": "plain",
+        "loss": "bce",
+        "transforms": STANDARD,
+    },
     # the shipped default: packed bottleneck, physics normalisation
     "default": {},
+    "default_plain": {"bottleneck": "plain"},
 }
-for var in ("pt", "eta", "phi", "mass"):
-    CONFIGS[f"default_w{var}4"] = {"weights": {var: 4.0}}
+for _v in VARIABLES:
+    CONFIGS[f"default_w{_v}4"] = {"weights": {_v: 4.0}}
+for _v in VARIABLES:
+    CONFIGS[f"plain_w{_v}4"] = {"bottleneck": "plain", "weights": {_v: 4.0}}
 
 
-def run(name: str, overrides: dict, args: argparse.Namespace, workdir: Path) -> dict:
-    cfg = {
-        "inputs": [args.train],
-        "output": str(workdir / f"{name}.pt"),
-        "epochs": args.epochs,
-        "max_minutes": args.minutes,
-        "seed": args.seed,
-        "preview": False,
-        "tensorboard": False,
-        "max_jets": args.max_jets,
+def make_config(
+    name: str, args: argparse.Namespace, workdir: Path, suffix: str = "", **extra
+) -> TrainConfig:
+    cfg = load_config(args.base_config)
+    cfg.update(
+        inputs=[args.train],
+        output=str(workdir / f"{name}{suffix}.pt"),
+        seed=args.seed,
+        preview=False,
+        tensorboard=False,
+    )
+    if args.max_jets:
+        cfg["max_jets"] = args.max_jets
+    cfg.update(CONFIGS[name])
+    cfg.update(extra)
+    return TrainConfig(**cfg)
+
+
+def seconds_per_epoch(name: str, args: argparse.Namespace, workdir: Path) -> float:
+    """Train one epoch of ``name`` (output ``<workdir>/<name>_timing.pt``) and time it."""
+    res = train(make_config(name, args, workdir, "_timing", epochs=1), progress=False)
+    # from the start of train() to the end of the first epoch (data reading included)
+    return float(res.history[0]["seconds"])
+
+
+def export_from_checkpoint(name: str, workdir: Path) -> tuple[Path, float, int]:
+    """Export the best state of a finished run from its checkpoint (no training).
+
+    For a run whose training finished but whose export failed (e.g. the package's source
+    changed on disk while it trained). The model is rebuilt with the saved configuration
+    and the current code; returns (model path, training seconds, epochs).
+    """
+    from dataclasses import fields
+
+    from hepae_coffea.export import export_model
+    from hepae_coffea.train import _evaluate, _physical_check, _prepare, build_metadata
+
+    ck_path = workdir / f"{name}_run" / "checkpoint.pt"
+    ck = torch.load(ck_path, weights_only=False)
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in ck["config"].items() if k in known})
+    if ck["epoch"] != config.epochs:
+        raise RuntimeError(f"{ck_path}: run stopped at epoch {ck['epoch']} of {config.epochs}")
+    data, model, _u_tr, u_va, x_va = _prepare(config)
+    missing, unexpected = model.load_state_dict(ck["best_state"], strict=False)
+    if unexpected or any(not k.startswith("normalizer.") for k in missing):
+        raise RuntimeError(f"{ck_path}: state mismatch {missing=} {unexpected=}")
+    summary, _ = _physical_check(model, x_va, config.variables)
+    metrics = {
+        "val_loss": _evaluate(model, u_va, config.beta),
+        "validation": dict(summary),
+        "epochs_run": ck["epoch"],
+        "stop_reason": "epochs (exported from checkpoint)",
+        "seconds": round(ck["seconds"], 1),
     }
-    cfg.update(overrides)
-    t0 = time.perf_counter()
-    res = train(TrainConfig(**cfg), progress=False)
-    seconds = time.perf_counter() - t0
-    ev = evaluate(args.test, res.paths["model"])
+    metadata = build_metadata(model, config, data.summary(), metrics, data.transforms)
+    if config.bottleneck != "packed":
+        with torch.no_grad():
+            z = model.encode(x_va)
+        lo, hi = float(z.min()), float(z.max())
+        pad = 0.1 * (hi - lo) or 1.0
+        metadata["latent_range"] = [lo - pad, hi + pad]
+    else:
+        metadata["latent_range"] = [0.0, 1.0]
+    path = Path(config.output)
+    export_model(model, path, metadata)
+    return path, float(ck["seconds"]), int(ck["epoch"])
+
+
+def run(name: str, args: argparse.Namespace, workdir: Path) -> dict:
+    if args.from_checkpoint:
+        model_path, seconds, epochs = export_from_checkpoint(name, workdir)
+    else:
+        extra = {}
+        if args.minutes:
+            spe = seconds_per_epoch(name, args, workdir)
+            extra["epochs"] = max(1, int(args.minutes * 60 / spe))
+            print(f"{name:>18}: {spe:.1f} s/epoch -> {extra['epochs']} epochs", flush=True)
+        config = make_config(name, args, workdir, **extra)
+        t0 = time.perf_counter()
+        res = train(config, progress=False)
+        seconds = time.perf_counter() - t0
+        model_path, epochs = res.paths["model"], res.metrics["epochs_run"]
+    ev = evaluate(args.test, model_path)
     row = {
         "name": name,
         "train_seconds": round(seconds, 1),
-        "epochs": res.metrics["epochs_run"],
+        "epochs": epochs,
         "n_test_jets": len(ev.original),
-        "unphysical": ev.summary["_jets"]["unphysical"],
-        "jets_per_second": ev.jets_per_second,
-        "config": overrides,
+        "unphysical": int(ev.summary["_jets"]["unphysical"]),
+        "jets_per_second": round(float(ev.jets_per_second)),
+        "config": CONFIGS[name],
+        "minutes": args.minutes,
+        "torch_threads": torch.get_num_threads(),
     }
+    if args.from_checkpoint:
+        row["exported_from_checkpoint"] = True
     for v in ev.variables:
-        row[f"sigma68_{v}"] = ev.summary[v]["sigma68"]
-        row[f"rms_{v}"] = ev.summary[v]["rms"]
+        row[f"sigma68_{v}"] = float(ev.summary[v]["sigma68"])
+        row[f"rms_{v}"] = float(ev.summary[v]["rms"])
     return row
 
 
@@ -88,27 +184,44 @@ def main() -> None:
     )
     p.add_argument("--train", required=True)
     p.add_argument("--test", required=True)
-    p.add_argument("--minutes", type=float, default=8.0)
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="training budget per configuration (0: the configured epochs)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-jets", type=int, default=0)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--base-config", default=str(DEFAULT_CONFIG))
     p.add_argument("--out", default="benchmarks/results/quality.json")
-    p.add_argument("--workdir", default="benchmarks/results/models")
+    p.add_argument("--workdir", default="build/bench_models")
+    p.add_argument(
+        "--from-checkpoint",
+        action="store_true",
+        help="do not train: export each config's finished run from <workdir>/<name>_run/"
+        "checkpoint.pt and evaluate it (when training finished but the export failed)",
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"torch threads: {torch.get_num_threads()}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(out.read_text()) if out.exists() else []
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
     for name in args.configs:
-        row = run(name, CONFIGS[name], args, Path(args.workdir))
+        row = run(name, args, workdir)
+        rows = json.loads(out.read_text()) if out.exists() else []
         rows = [r for r in rows if r["name"] != name] + [row]
-        out.write_text(json.dumps(rows, indent=1))
+        out.write_text(json.dumps(rows, indent=1) + "\n")
         print(
             f"{name:>18}: pt {row['sigma68_pt']:.4f} mass {row['sigma68_mass']:.4f} "
             f"eta {row['sigma68_eta']:.4f} phi {row['sigma68_phi']:.4f} "
-            f"unphysical {row['unphysical']} ({row['epochs']} epochs, {row['train_seconds']:.0f} s)",
+            f"unphysical {row['unphysical']} ({row['epochs']} epochs, "
+            f"{row['train_seconds']:.0f} s)",
             flush=True,
         )
 
