@@ -11,13 +11,11 @@ chunk by chunk, keep event order and jet counts exactly, and write atomically.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .atomic import atomic_output
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, metadata_from_bytes
@@ -95,25 +94,6 @@ def _compression(name: str, level: int):
     if name not in classes:
         raise ValueError(f"compression {name!r} not in {COMPRESSIONS}")
     return classes[name](level)
-
-
-@contextlib.contextmanager
-def _atomic(path: Path, overwrite: bool) -> Iterator[str]:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: output exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _open_tree(path: str, tree: str):
@@ -343,7 +323,7 @@ def write_compressed_chunk(
         event_jets=int(meta["event_jets"]) if meta.get("level") == "event" else None,
     )
     with (
-        _atomic(Path(output), overwrite=True) as tmp,
+        atomic_output(Path(output), overwrite=True) as tmp,
         uproot.recreate(tmp, compression=_compression(compression, level)) as fout,
     ):
         fout.mktree(tree, _types(data))
@@ -458,7 +438,7 @@ def compress(
             raise InputFileError(f"{p}: branches differ from {paths[0]}'s")
     events = jets = 0
     out = Path(output)
-    with _atomic(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
+    with atomic_output(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
         created = False
         for p, (f, t) in zip(paths, trees, strict=True):
             try:
@@ -563,7 +543,7 @@ def decompress(
     out = Path(output)
     try:
         with (
-            _atomic(out, overwrite) as tmp,
+            atomic_output(out, overwrite) as tmp,
             uproot.recreate(tmp, compression=_compression(compression, level)) as fout,
         ):
             created = False

@@ -7,13 +7,11 @@ stored as the extra file ``hepae_metadata.json``; :func:`read_metadata` reads it
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .atomic import atomic_output
 from .data import canonical_variable
 from .errors import ModelFileError
 
@@ -89,19 +88,8 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
         scripted = torch.jit.script(model)
     finally:
         model.train(was_training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta, indent=1)})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates owner-only files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     log.info("exported model to %s", path)
     return path
 

@@ -130,6 +130,19 @@ def _features_train(
     return soft + (exact - soft).detach()
 
 
+def _sample_kl(
+    mean: torch.Tensor, log_sigma: torch.Tensor, is_vae: bool, sample: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """VAE: z = mean + exp(log_sigma) * eps when sampling, else the mean; and the KL term."""
+    kl = torch.zeros(mean.shape[0], dtype=mean.dtype, device=mean.device)
+    h = mean
+    if is_vae:
+        if sample:
+            h = mean + torch.exp(log_sigma) * torch.randn_like(mean)
+        kl = 0.5 * torch.sum(mean**2 + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma, dim=1)
+    return h, kl
+
+
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
@@ -200,12 +213,7 @@ class JetAutoencoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training path: normalised in -> (normalised reconstruction, KL per jet)."""
         mean, log_sigma = self._pre_latent(u)
-        h = mean
-        kl = torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
-        if self.is_vae:
-            if sample:
-                h = mean + torch.exp(log_sigma) * torch.randn_like(mean)
-            kl = 0.5 * torch.sum(mean**2 + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma, dim=1)
+        h, kl = _sample_kl(mean, log_sigma, self.is_vae, sample)
         return self._decode_norm(self._features_train(h)), kl
 
     def per_column_error(self, u: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -331,12 +339,7 @@ class EventAutoencoder(nn.Module):
         """Training path: network input -> (normalised reconstruction (n, J*M), KL)."""
         m = inp[:, self.max_jets * self.n_norm :]
         mean, log_sigma = self._pre_latent(inp)
-        h = mean
-        kl = torch.zeros(inp.shape[0], dtype=inp.dtype, device=inp.device)
-        if self.is_vae:
-            if sample:
-                h = mean + torch.exp(log_sigma) * torch.randn_like(mean)
-            kl = 0.5 * torch.sum(mean**2 + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma, dim=1)
+        h, kl = _sample_kl(mean, log_sigma, self.is_vae, sample)
         feats = _features_train(h, self.latent_dim, self.levels, self.guard, self.packed)
         return self._decode_norm(feats, m), kl
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_output
 from .data import _resolve_columns
 from .errors import HepaeError, InputFileError
 from .hists import hist_quantile, preferred_residual, sigma68_from_hist
@@ -352,19 +352,8 @@ def summarize(output: Mapping[str, Any], seconds: float | None = None) -> dict[s
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _root_items(output: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
