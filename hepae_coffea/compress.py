@@ -29,7 +29,7 @@ from .atomic import atomic_output
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, metadata_from_bytes
-from .model_cache import get_model, model_bytes_sha256
+from .model_cache import get_model, in_blocks, model_bytes_sha256
 
 __all__ = [
     "COMPRESSIONS",
@@ -195,7 +195,8 @@ def compress_arrays(
         )
     if len(x):
         with torch.inference_mode():
-            z = module.encode(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            (z,) = in_blocks(module.encode, torch.from_numpy(np.ascontiguousarray(x)))
+            z = z.numpy()
     else:
         z = np.zeros((0, int(module.latent_dim)), np.float32)
     if latent_bits is not None:
@@ -554,7 +555,10 @@ def decompress(
                     rec = np.zeros((0, len(jet_branches)), np.float32)
                     if len(z):
                         with torch.inference_mode():
-                            rec = module.decode(torch.from_numpy(np.ascontiguousarray(z))).numpy()
+                            (rec,) = in_blocks(
+                                module.decode, torch.from_numpy(np.ascontiguousarray(z))
+                            )
+                            rec = rec.numpy()
                 else:
                     counts, rec = _decode_events(
                         arrays, module, collection, event_jets, zcols, jet_branches

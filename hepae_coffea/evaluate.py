@@ -15,12 +15,13 @@ from .data import read_jets
 from .errors import ModelFileError
 from .export import LoadedModel, load_model
 from .metrics import residual_summary, residuals
+from .model_cache import BLOCK
 
 __all__ = ["Evaluation", "evaluate", "run_model"]
 
 
 def run_model(
-    model: LoadedModel | torch.jit.ScriptModule, values: np.ndarray, batch_size: int = 100_000
+    model: LoadedModel | torch.jit.ScriptModule, values: np.ndarray, batch_size: int = BLOCK
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Encode -> decode ``values`` in float32 batches; return (latent, reconstruction, score)."""
     module = model.module if isinstance(model, LoadedModel) else model

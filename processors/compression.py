@@ -26,7 +26,7 @@ from hepae_coffea.errors import ModelFileError
 from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
 from hepae_coffea.hists import make_hists
 from hepae_coffea.metrics import residuals, unphysical_mask
-from hepae_coffea.model_cache import get_model, model_bytes_sha256
+from hepae_coffea.model_cache import BLOCK, get_model, in_blocks, model_bytes_sha256
 
 __all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
 
@@ -155,8 +155,11 @@ def compress_decompress_chunk(
         n_beyond = int(np.maximum(counts - event_jets, 0).sum())
         if has.any():
             with torch.inference_mode():
-                z, rec_e, js = module.encode_decode_score(
-                    torch.from_numpy(xe[has]), torch.from_numpy(me[has].astype(np.float32))
+                z, rec_e, js = in_blocks(
+                    module.encode_decode_score,
+                    torch.from_numpy(xe[has]),
+                    torch.from_numpy(me[has].astype(np.float32)),
+                    block=max(BLOCK // event_jets, 1),
                 )
             rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
         else:
@@ -167,7 +170,7 @@ def compress_decompress_chunk(
         counts = np.minimum(counts, event_jets)
     elif len(x):
         with torch.inference_mode():
-            z, rec, s = module.encode_decode_score(torch.from_numpy(x))
+            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x))
         z, rec, s = z.numpy(), rec.numpy(), s.numpy()
     else:  # chunks without jets: empty arrays of the right shape
         z = np.zeros((0, latent_dim), np.float32)
