@@ -132,7 +132,7 @@ def machine_state() -> dict[str, Any]:
     """Load average and whether the other benchmark is running (the box must be idle)."""
     try:
         other = subprocess.run(
-            ["pgrep", "-f", "benchmarks/quality.py"], capture_output=True, text=True
+            ["pgrep", "-f", "benchmarks/quality.py"], check=False, capture_output=True, text=True
         ).stdout.split()
     except OSError:
         other = []
@@ -583,9 +583,11 @@ def profile_run(path: str, chunksize: int, out_path: Path | None) -> None:
         rows.append((stage, total, calls))
     base = rows[0][1] or res.seconds
     lines = [
-        f"cProfile of run(iterative, default model, chunksize={chunksize}) on {path}: "
-        f"{res.jets:,} jets, {res.seconds:.2f} s in run() ({res.jets_per_second:,.0f} jets/s; "
-        f"{wall:.2f} s wall with profiling), torch threads {torch.get_num_threads()}",
+        (
+            f"cProfile of run(iterative, default model, chunksize={chunksize}) on {path}: "
+            f"{res.jets:,} jets, {res.seconds:.2f} s in run() ({res.jets_per_second:,.0f} jets/s; "
+            f"{wall:.2f} s wall with profiling), torch threads {torch.get_num_threads()}"
+        ),
         "",
         f"{'stage (cumulative)':56s} {'seconds':>8s} {'% of run':>8s} {'calls':>7s}",
     ]
@@ -676,8 +678,10 @@ def analyse_pyspy(raw: Path, out_path: Path | None) -> None:
         n_run += n
         totals[stage] = totals.get(stage, 0) + n
     lines = [
-        f"py-spy samples of the timed run: {n_run} (of {n_all} in the process, rest is "
-        "imports and warm-up)",
+        (
+            f"py-spy samples of the timed run: {n_run} (of {n_all} in the process, rest is "
+            "imports and warm-up)"
+        ),
         "",
         f"{'stage':80s} {'samples':>7s} {'share':>6s}",
     ]
