@@ -585,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (HepaeError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:
+        if args.verbose >= 2:  # -vv: the full traceback, for bug reports
+            raise
         print(f"hepae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
