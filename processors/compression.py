@@ -179,6 +179,19 @@ def compress_decompress_chunk(
     return ChunkResult(x, rec, z, s, counts, n_jets, n_selected, n_nonfinite, loaded, n_beyond)
 
 
+def _set_moments(h, i: int, k: int, values: np.ndarray) -> None:
+    """Mean-storage cell (i, k) of an empty histogram set from ``values`` with numpy
+    (count, mean, sum of squared deviations): the same state as filling each value, at a
+    fraction of the cost (per-value Mean fills were the processor's slowest step)."""
+    if values.size == 0:
+        return
+    mean = float(values.mean())
+    view = h.view()
+    view["count"][i, k] = float(values.size)
+    view["value"][i, k] = mean
+    view["_sum_of_deltas_squared"][i, k] = float(np.sum((values - mean) ** 2))
+
+
 class JetCompressionProcessor(processor.ProcessorABC):
     """Compress -> decompress jets chunk by chunk and histogram residuals and scores.
 
@@ -324,8 +337,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
             fin = np.isfinite(r_rel)
             out["residual"].fill(variable=v, residual=r_rel[fin])
             out["residual_abs"].fill(variable=v, residual=r_abs)
-            out["residual_moments"].fill(variable=v, kind="relative", sample=r_rel[fin])
-            out["residual_moments"].fill(variable=v, kind="absolute", sample=r_abs)
+            _set_moments(out["residual_moments"], i, 0, r_rel[fin])
+            _set_moments(out["residual_moments"], i, 1, r_abs)
             if "pt" in canon:
                 pt = orig[:, canon.index("pt")]
                 ok = np.isfinite(preferred)
