@@ -18,13 +18,27 @@ model/identity is of wall times (identity jets/s over model jets/s); the Dask sp
 
 Usage::
 
-    python benchmarks/processor_speed.py --file samples/zprime_1M.root \\
-        [--chunksizes 100000 200000] [--repeats 3] [--out benchmarks/results/speed.json]
-    python benchmarks/processor_speed.py --file samples/zprime_1M.root --profile \\
-        [--profile-out benchmarks/results/speed_profile.txt]
+    # the measurements (bare model, then every executor mode, default vs identity)
+    python benchmarks/processor_speed.py --file samples/zprime_1M.root \
+        --chunksizes 100000 200000 50000 --repeats 3 --out benchmarks/results/speed.json
+    # where the time goes (iterative, default model)
+    python benchmarks/processor_speed.py --profile --profile-out FILE      # cProfile
+    python benchmarks/processor_speed.py --profile-fills --profile-out FILE  # per histogram
+    py-spy record -r 200 --format raw -o RAW -- \
+        python benchmarks/processor_speed.py --pyspy-target
+    python benchmarks/processor_speed.py --analyse-pyspy RAW --profile-out FILE
+    # markdown tables of a results file
+    python benchmarks/processor_speed.py --markdown benchmarks/results/speed.json
 
-``--profile`` runs cProfile over one iterative run (default model) and prints a
-breakdown by stage (reading + flattening, model, histogram filling, ...).
+What-if options (patches applied from outside, for proposed library changes; results keys
+get a ``+name`` suffix): ``--models ... identity_spread`` (an identity whose outputs are
+spread like a real model's), ``--model-batch N`` (model called in N-jet slices),
+``--dask-no-malloc-trim`` (workers without ``MALLOC_TRIM_THRESHOLD_``),
+``--dask-broadcast-processor`` (coffea's pickled processor on every worker),
+``--fast-moments`` (``residual_moments`` filled from numpy moments).
+
+The machine must be otherwise idle: the script records the load average and whether
+``benchmarks/quality.py`` runs, and hashes of the library files before and after.
 """
 
 from __future__ import annotations
@@ -573,6 +587,111 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# Dask diagnostics: the allocator setting and where the chunks run
+
+
+_BARE_SNIPPET = """
+import sys, time, torch
+sys.path.insert(0, {bench!r})
+from processor_speed import read_block
+from hepae_coffea.export import load_model
+m = load_model().module
+torch.set_num_threads(1)
+x = torch.from_numpy(read_block({path!r}, 500_000))
+with torch.inference_mode():
+    for b in (500_000, 8192):
+        for _ in range(3):
+            m.encode_decode_score(x[:b])
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for i in range(0, len(x), b):
+                m.encode_decode_score(x[i : i + b])
+            ts.append(time.perf_counter() - t0)
+        print(f"  {{b:>7d}} jets per call: {{len(x) / min(ts):>12,.0f}} jets/s")
+"""
+
+
+def _instrument_process() -> int:
+    """In a worker: log (start, stop) of every ``JetCompressionProcessor.process`` call."""
+    import hepae_coffea.processors.compression as comp
+
+    cls = comp.JetCompressionProcessor
+    if "_timed_log" not in cls.__dict__:
+        real = cls.process
+        cls._timed_log = []
+
+        def process(self: Any, events: Any) -> Any:
+            t0 = time.time()
+            out = real(self, events)
+            cls._timed_log.append((t0, time.time()))
+            return out
+
+        cls.process = process
+    return os.getpid()
+
+
+def _pop_process_log() -> list:
+    import hepae_coffea.processors.compression as comp
+
+    log = list(comp.JetCompressionProcessor._timed_log)
+    comp.JetCompressionProcessor._timed_log.clear()
+    return log
+
+
+def dask_diagnostics(path: str, out_path: Path | None) -> None:
+    """Bare model with/without ``MALLOC_TRIM_THRESHOLD_=65536``, and per-chunk timelines
+    of 2 warm workers with coffea's DaskExecutor and with the processor broadcast."""
+    from hepae_coffea.run import dask_client, run
+
+    lines = ["bare model, 1 torch thread, 500k jets, best of 3 (subprocesses):"]
+    code = _BARE_SNIPPET.format(bench=str(Path(__file__).parent), path=path)
+    for label, trim in (("normal environment", False), ("MALLOC_TRIM_THRESHOLD_=65536", True)):
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+        if trim:
+            env["MALLOC_TRIM_THRESHOLD_"] = "65536"
+        res = subprocess.run(
+            [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env
+        )
+        lines.append(f" {label}:")
+        lines += [ln for ln in res.stdout.splitlines() if "jets/s" in ln]
+    lines += [
+        "",
+        (
+            "2 warm workers (no MALLOC_TRIM_THRESHOLD_), chunksize 100k = 2 chunks; per "
+            "worker the process() calls as start-stop seconds from the start of run():"
+        ),
+    ]
+    fileset = {"bench": {"files": {path: "Events"}}}
+    for broadcast in (False, True):
+        with (
+            dask_without_malloc_trim(True),
+            dask_broadcast_processor(broadcast),
+            dask_client(workers=2) as client,
+        ):
+            client.run(_warm_worker)
+            client.run(_instrument_process)
+            run(fileset, None, executor="dask", client=client, chunksize=100_000)
+            client.run(_pop_process_log)
+            for _ in range(4):
+                t0 = time.time()
+                r = run(fileset, None, executor="dask", client=client, chunksize=100_000)
+                logs = client.run(_pop_process_log)
+                per = " | ".join(
+                    f"worker {i}: "
+                    + (", ".join(f"{a - t0:.2f}-{b - t0:.2f}" for a, b in log) or "-")
+                    for i, log in enumerate(logs.values())
+                )
+                label = "broadcast" if broadcast else "coffea   "
+                lines.append(f" {label} {r.seconds:5.2f} s  {per}")
+    text = "\n".join(lines)
+    print(text)
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(text + "\n")
+
+
+# ---------------------------------------------------------------------------------------
 # profile
 
 # (stage, function name pattern in pstats keys) -- cumulative times, so nested stages are
@@ -611,6 +730,94 @@ class _VisibleModel:
 
     def encode_decode_score(self, x: torch.Tensor) -> Any:
         return self.module.encode_decode_score(x)
+
+
+def _timed_fill(real_fill: Any, names: dict, spent: Any, calls: Any) -> Any:
+    def fill(self: Any, *a: Any, **k: Any) -> Any:
+        t0 = time.perf_counter()
+        r = real_fill(self, *a, **k)
+        spent[names.get(id(self), "?")] += time.perf_counter() - t0
+        calls[names.get(id(self), "?")] += 1
+        return r
+
+    return fill
+
+
+def profile_fills(path: str, n_jets: int, out_path: Path | None) -> None:
+    """Time each histogram's fills in ``JetCompressionProcessor._fill`` for one chunk-sized
+    block of real jets and the default model's outputs (best of 3)."""
+    import collections
+
+    import hist
+
+    from hepae_coffea.hists import make_hists
+    from hepae_coffea.processors.compression import ChunkResult, JetCompressionProcessor
+
+    x = read_block(path, n_jets)
+    counts = np.full(len(x) // 5, 5)
+    proc = JetCompressionProcessor(None)
+    module = load_model(None).module
+    with torch.inference_mode(), torch_threads(1):
+        z, rec, sc = _BatchedModel(module, 8192).encode_decode_score(torch.from_numpy(x))
+    res = ChunkResult(x, rec.numpy(), z.numpy(), sc.numpy(), counts, len(x), len(x), 0, False)
+    real_fill = hist.Hist.fill
+    best: tuple[float, dict, dict] | None = None
+    for _ in range(3):
+        out = make_hists(proc.metadata)
+        names = {}
+        for key, v in out.items():
+            for h in v.values() if isinstance(v, dict) else [v]:
+                if isinstance(h, hist.Hist):
+                    names[id(h)] = key
+        spent: collections.Counter = collections.Counter()
+        calls: collections.Counter = collections.Counter()
+        fill = _timed_fill(real_fill, names, spent, calls)
+        hist.Hist.fill = fill
+        try:
+            t0 = time.perf_counter()
+            proc._fill(out, res)
+            total = time.perf_counter() - t0
+        finally:
+            hist.Hist.fill = real_fill
+        if best is None or total < best[0]:
+            best = (total, dict(spent), dict(calls))
+    assert best is not None
+    total, spent, calls = best
+    head = (
+        f"JetCompressionProcessor._fill on {len(x):,} jets (one 100k-event chunk) with the "
+        f"default model's outputs: {total * 1e3:.0f} ms, of which hist fills "
+        f"{sum(spent.values()) * 1e3:.0f} ms"
+    )
+    lines = [
+        head,
+        "",
+        f"{'histogram':20s} {'ms':>7s} {'fills':>6s} {'ns/value':>9s}",
+    ]
+    for key, sec in sorted(spent.items(), key=lambda kv: -kv[1]):
+        per = sec / (calls[key] * len(x)) * 1e9
+        lines.append(f"{key:20s} {sec * 1e3:7.1f} {calls[key]:6d} {per:9.1f}")
+    lines += ["", "_fill time (best of 3) with each model's outputs for the same jets:"]
+    for name, model_path in (
+        ("default", default_model_path()),
+        ("identity", IDENTITY_PATH),
+        ("identity_spread", SPREAD_PATH),
+    ):
+        mod = _BatchedModel(load_model(model_path).module, 8192)
+        with torch.inference_mode(), torch_threads(1):
+            z, rec, sc = mod.encode_decode_score(torch.from_numpy(x))
+        r = ChunkResult(x, rec.numpy(), z.numpy(), sc.numpy(), counts, len(x), len(x), 0, False)
+        times = []
+        for _ in range(3):
+            out = make_hists(proc.metadata)
+            t0 = time.perf_counter()
+            proc._fill(out, r)
+            times.append(time.perf_counter() - t0)
+        lines.append(f"  {name:16s} {min(times) * 1e3:6.0f} ms")
+    text = "\n".join(lines)
+    print(text)
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(text + "\n")
 
 
 def profile_run(path: str, chunksize: int, out_path: Path | None) -> None:
@@ -811,10 +1018,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     parser.add_argument("--profile", action="store_true", help="cProfile one iterative run")
     parser.add_argument("--profile-out", type=Path, default=None)
+    parser.add_argument("--profile-fills", action="store_true", help="time each histogram's fills")
     parser.add_argument(
         "--pyspy-target",
         action="store_true",
         help="warm up, then one iterative run (run this under py-spy record --format raw)",
+    )
+    parser.add_argument(
+        "--dask-diagnostics",
+        action="store_true",
+        help="bare model with/without MALLOC_TRIM_THRESHOLD_ and per-chunk Dask timelines",
     )
     parser.add_argument("--analyse-pyspy", type=Path, default=None, help="py-spy raw file")
     parser.add_argument(
@@ -862,6 +1075,12 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.profile:
         profile_run(args.file, args.chunksizes[0], args.profile_out)
+        return
+    if args.dask_diagnostics:
+        dask_diagnostics(args.file, args.profile_out)
+        return
+    if args.profile_fills:
+        profile_fills(args.file, 511_000, args.profile_out)
         return
 
     results: dict[str, Any] = {"info": info}
