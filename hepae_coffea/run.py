@@ -196,15 +196,42 @@ def dask_client(
         finally:
             client.close()
         return
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
+    import dask
+
+    # distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes
+    # torch's allocations 2-3x slower there (benchmarks/README.md): start ours without it
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
     client = Client(cluster)
     try:
         yield client
     finally:
         client.close()
         cluster.close()
+
+
+def _broadcast_dask_executor(base):
+    """coffea's DaskExecutor, but with the pickled processor broadcast to every worker.
+
+    coffea submits the processor as one future that every chunk task depends on, so the
+    scheduler queues all chunks on the worker holding it and the others only steal work
+    (measured in benchmarks/README.md). Scattering it to all workers first lets chunks
+    start everywhere at once.
+    """
+
+    class BroadcastDaskExecutor(base):
+        def __call__(self, items, function, accumulator):
+            if self.heavy_input is not None and len(items):
+                heavy = self.client.scatter(self.heavy_input, broadcast=True, hash=False)
+                items = [(item, heavy) for item in items]
+                self.heavy_input = None
+            return super().__call__(items, function, accumulator)
+
+    return BroadcastDaskExecutor
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -291,7 +318,7 @@ def run(
         else:
             if client is None:
                 client = stack.enter_context(dask_client(scheduler, workers))
-            ex = processor.DaskExecutor(client=client, status=status)
+            ex = _broadcast_dask_executor(processor.DaskExecutor)(client=client, status=status)
         runner = processor.Runner(
             executor=ex,
             pre_executor=processor.IterativeExecutor(status=status),
