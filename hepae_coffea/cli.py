@@ -61,7 +61,7 @@ _TRAIN_OPTS = {
         "jet variables, comma separated (default pt,eta,phi,mass)",
     ),
     "--latent-dim": ("latent_dim", int, "latent size (default 3)"),
-    "--hidden": ("hidden", "intlist", "hidden layer sizes, comma separated (default 64,64)"),
+    "--hidden": ("hidden", "intlist", "hidden layer sizes, comma separated (default 32,32)"),
     "--activation": ("activation", str, "tanh, relu, leakyrelu, silu, elu, gelu (default silu)"),
     "--kind": ("kind", str, "ae or vae (default ae)"),
     "--loss": ("loss", str, "mse or bce (default mse)"),

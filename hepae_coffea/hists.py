@@ -13,28 +13,34 @@ from typing import Any
 import hist
 import numpy as np
 
+from .binning import Log2Binning
 from .data import canonical_variable
 from .metrics import residual_kind
 
 __all__ = [
+    "COARSE_RESIDUAL_BINNING",
+    "PT_BINNING",
+    "RESIDUAL_BINNING",
+    "SCORE_BINNING",
     "SCORE_EDGES",
     "distribution_axis",
     "hist_quantile",
     "make_hists",
-    "residual_edges",
     "sigma68_from_hist",
 ]
 
-#: log-spaced anomaly-score bins (reconstruction error in normalised space)
-SCORE_EDGES = np.geomspace(1e-10, 1e3, 131)
-PT_EDGES = np.geomspace(20.0, 5000.0, 49)
+# Near-log bins whose index numpy computes from a float's bits (see binning.py), so the
+# processor fills them in a few ns per value.
+#: residuals: |r| from 2**-24 (6e-8) to 16, 16 bins per octave (53 per decade), both signs
+RESIDUAL_BINNING = Log2Binning(-24, 4, 4, symmetric=True)
+#: residual axis of the 2D residual-vs-pt histograms: |r| from 2**-20 (1e-6) to 16, 4/octave
+COARSE_RESIDUAL_BINNING = Log2Binning(-20, 4, 2, symmetric=True)
+#: original jet pt: 16 GeV to 8192 GeV, 4 bins per octave
+PT_BINNING = Log2Binning(4, 13, 2)
+#: anomaly scores (reconstruction error in normalised space): 2**-34 (6e-11) to 1024
+SCORE_BINNING = Log2Binning(-34, 10, 2)
+SCORE_EDGES = SCORE_BINNING.edges()
 _UNITS = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
-
-
-def residual_edges(per_side: int = 280, lo: float = 1e-7, hi: float = 10.0) -> np.ndarray:
-    """Symmetric log-spaced bin edges: fine near zero (40 bins per decade by default)."""
-    pos = np.geomspace(lo, hi, per_side)
-    return np.concatenate([-pos[::-1], pos])
 
 
 def _label(variable: str) -> str:
@@ -70,11 +76,9 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
     ranges = metadata.get("training", {}).get("data", {}).get("ranges", {})
     lat = metadata.get("latent_range") or [0.0, 1.0]
     var_axis = hist.axis.StrCategory(variables, name="variable", label="Variable", overflow=False)
-    res_axis = hist.axis.Variable(residual_edges(), name="residual", label="(rec - orig)/orig")
-    abs_axis = hist.axis.Variable(residual_edges(), name="residual", label="rec - orig")
-    coarse = hist.axis.Variable(
-        residual_edges(per_side=100, lo=1e-6), name="residual", label="residual"
-    )
+    res_axis = RESIDUAL_BINNING.axis("residual", "(rec - orig)/orig")
+    abs_axis = RESIDUAL_BINNING.axis("residual", "rec - orig")
+    coarse = COARSE_RESIDUAL_BINNING.axis("residual", "residual")
     return {
         "residual": hist.Hist(var_axis, res_axis),
         "residual_abs": hist.Hist(var_axis, abs_axis),
@@ -85,7 +89,7 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "residual_vs_pt": hist.Hist(
             var_axis,
-            hist.axis.Variable(PT_EDGES, name="pt", label="original jet pT [GeV]"),
+            PT_BINNING.axis("pt", "original jet pT [GeV]"),
             coarse,
         ),
         "distribution": {
@@ -97,15 +101,9 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
             )
             for v in variables
         },
-        "score_jet": hist.Hist(
-            hist.axis.Variable(SCORE_EDGES, name="score", label="jet anomaly score")
-        ),
-        "score_event_max": hist.Hist(
-            hist.axis.Variable(SCORE_EDGES, name="score", label="event score (max over jets)")
-        ),
-        "score_event_mean": hist.Hist(
-            hist.axis.Variable(SCORE_EDGES, name="score", label="event score (mean over jets)")
-        ),
+        "score_jet": hist.Hist(SCORE_BINNING.axis("score", "jet anomaly score")),
+        "score_event_max": hist.Hist(SCORE_BINNING.axis("score", "event score (max over jets)")),
+        "score_event_mean": hist.Hist(SCORE_BINNING.axis("score", "event score (mean over jets)")),
         "latent": hist.Hist(
             hist.axis.IntCategory(
                 list(range(k)), name="dim", label="latent dimension", overflow=False

@@ -16,8 +16,8 @@ import torch
 
 __all__ = ["BLOCK", "cache_info", "get_model", "in_blocks", "model_bytes_sha256"]
 
-#: Jets per model call. Blocks that fit the CPU caches run the MLPs about 3x faster than
-#: one call on a 100k-jet chunk (benchmarks/README.md, processor speed).
+#: Jets per model call and torch thread. Blocks that fit the CPU caches run the MLPs about
+#: 3x faster than one call on a 100k-jet chunk (benchmarks/README.md, processor speed).
 BLOCK = 8192
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,15 @@ def get_model(data: bytes, sha256: str) -> tuple[torch.jit.ScriptModule, bool]:
     return module, True
 
 
-def in_blocks(fn, *arrays: torch.Tensor, block: int = BLOCK) -> tuple[torch.Tensor, ...]:
-    """Call ``fn`` on consecutive row blocks of ``arrays`` and concatenate each output."""
+def in_blocks(
+    fn, *arrays: torch.Tensor, block: int | None = None
+) -> tuple[torch.Tensor, ...]:
+    """Call ``fn`` on consecutive row blocks of ``arrays`` and concatenate each output.
+
+    The default block is :data:`BLOCK` rows per torch intra-op thread.
+    """
+    if block is None:
+        block = BLOCK * max(1, torch.get_num_threads())
     n = arrays[0].shape[0]
     if n <= block:
         out = fn(*arrays)

@@ -177,6 +177,15 @@ class Normalizer(nn.Module):
         self.register_buffer("center", torch.tensor([t.center for t in transforms], dtype=f32))
         self.register_buffer("scale", torch.tensor([t.scale for t in transforms], dtype=f32))
         self.register_buffer("angle_idx", torch.tensor(angle, dtype=torch.long))
+        # inference shortcuts (not saved: derived from the transforms above)
+        self.has_log = any(t.kind == "log" for t in transforms)
+        self.has_periodic = any(t.kind == "periodic" for t in transforms)
+        self.has_integer = any(t.integer for t in transforms)
+        self.register_buffer(
+            "floor",
+            torch.tensor([0.0 if t.nonneg else -math.inf for t in transforms], dtype=f32),
+            persistent=False,
+        )
         if unit_range is None:
             lo, hi = np.zeros(self.n_norm), np.ones(self.n_norm)
         else:
@@ -194,7 +203,9 @@ class Normalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Physical ``(n, n_vars)`` -> normalised ``(n, n_norm)``."""
-        xt = torch.where(self.is_log, torch.log(torch.clamp(x + self.offset, min=1e-30)), x)
+        xt = x
+        if self.has_log:
+            xt = torch.where(self.is_log, torch.log(torch.clamp(x + self.offset, min=1e-30)), x)
         z = (xt - self.center) / self.scale
         if self.n_angles > 0:
             ang = x.index_select(1, self.angle_idx)
@@ -208,14 +219,19 @@ class Normalizer(nn.Module):
         z = z * self.width + self.lo
         base = z[:, : self.n_vars]
         xt = base * self.scale + self.center
-        x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
+        x = xt
+        if self.has_log:
+            x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
         if self.n_angles > 0:
             c = base.index_select(1, self.angle_idx)
             s = z[:, self.n_vars :]
             x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
-        x = torch.where(self.is_periodic, _wrap_angle(x), x)
-        x = torch.where(self.nonneg, torch.clamp(x, min=0.0), x)
-        return torch.where(self.is_integer, torch.round(x), x)
+        if self.has_periodic:
+            x = torch.where(self.is_periodic, _wrap_angle(x), x)
+        x = torch.maximum(x, self.floor)  # no negative pt, mass or E (floor -inf elsewhere)
+        if self.has_integer:
+            x = torch.where(self.is_integer, torch.round(x), x)
+        return x
 
     @torch.jit.export
     def column_owner(self) -> torch.Tensor:

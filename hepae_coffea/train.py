@@ -50,7 +50,7 @@ class TrainConfig:
     output: str = "model.pt"
     variables: list[str] = field(default_factory=lambda: ["pt", "eta", "phi", "mass"])
     latent_dim: int = 3
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    hidden: list[int] = field(default_factory=lambda: [32, 32])
     activation: str = "silu"
     kind: str = "ae"
     loss: str = "mse"

@@ -21,10 +21,17 @@ import numpy as np
 import torch
 from coffea import processor
 
+from hepae_coffea.binning import add_counts, add_per_column
 from hepae_coffea.data import _assemble, _resolve_columns, canonical_variable, pad_events
 from hepae_coffea.errors import ModelFileError
 from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
-from hepae_coffea.hists import make_hists
+from hepae_coffea.hists import (
+    COARSE_RESIDUAL_BINNING,
+    PT_BINNING,
+    RESIDUAL_BINNING,
+    SCORE_BINNING,
+    make_hists,
+)
 from hepae_coffea.metrics import residuals, unphysical_mask
 from hepae_coffea.model_cache import BLOCK, get_model, in_blocks, model_bytes_sha256
 
@@ -159,7 +166,7 @@ def compress_decompress_chunk(
                     module.encode_decode_score,
                     torch.from_numpy(xe[has]),
                     torch.from_numpy(me[has].astype(np.float32)),
-                    block=max(BLOCK // event_jets, 1),
+                    block=max(BLOCK * max(1, torch.get_num_threads()) // event_jets, 1),
                 )
             rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
         else:
@@ -329,28 +336,36 @@ class JetCompressionProcessor(processor.ProcessorABC):
         rel = residuals(orig, rec, ["relative"] * len(self.variables))  # relative for all
         absr = residuals(orig, rec, ["eta"] * len(self.variables))  # absolute for all
         canon = [canonical_variable(v) for v in self.variables]
-        for i, (v, c) in enumerate(zip(self.variables, canon, strict=True)):
+        for i, c in enumerate(canon):
             if c == "phi":  # wrapped difference
                 absr[:, i] = residuals(orig[:, [i]], rec[:, [i]], ["phi"])[:, 0]
-            r_rel, r_abs = rel[:, i], absr[:, i]
-            preferred = r_abs if c in ("eta", "phi") else r_rel
-            fin = np.isfinite(r_rel)
-            out["residual"].fill(variable=v, residual=r_rel[fin])
-            out["residual_abs"].fill(variable=v, residual=r_abs)
-            _set_moments(out["residual_moments"], i, 0, r_rel[fin])
-            _set_moments(out["residual_moments"], i, 1, r_abs)
-            if "pt" in canon:
-                pt = orig[:, canon.index("pt")]
-                ok = np.isfinite(preferred)
-                out["residual_vs_pt"].fill(variable=v, pt=pt[ok], residual=preferred[ok])
+            _set_moments(out["residual_moments"], i, 0, rel[np.isfinite(rel[:, i]), i])
+            _set_moments(out["residual_moments"], i, 1, absr[:, i])
+        # residual axes: exact bin indices from the floats' bits (hepae_coffea.binning)
+        finite_rel = np.isfinite(rel)
+        add_per_column(out["residual"], RESIDUAL_BINNING.index(rel), valid=finite_rel)
+        add_per_column(out["residual_abs"], RESIDUAL_BINNING.index(absr))
+        if "pt" in canon:
+            preferred = np.where([c in ("eta", "phi") for c in canon], absr, rel)
+            add_per_column(
+                out["residual_vs_pt"],
+                PT_BINNING.index(orig[:, canon.index("pt")]),
+                COARSE_RESIDUAL_BINNING.index(preferred),
+                valid=np.isfinite(preferred),
+            )
+        for i, v in enumerate(self.variables):
             h = out["distribution"][v]
             h.fill(value=orig[:, i], version="original")
             h.fill(value=rec[:, i], version="reconstructed")
-        out["score_jet"].fill(score=res.score)
-        per_event = res.unflatten(res.score)
+        score = res.score.astype(np.float64)
+        add_counts(out["score_jet"], (), SCORE_BINNING.index(score))
         has = res.counts > 0
-        out["score_event_max"].fill(score=ak.to_numpy(ak.max(per_event, axis=1)[has]))
-        out["score_event_mean"].fill(score=ak.to_numpy(ak.mean(per_event, axis=1)[has]))
+        starts = (np.cumsum(res.counts) - res.counts)[has]
+        add_counts(
+            out["score_event_max"], (), SCORE_BINNING.index(np.maximum.reduceat(score, starts))
+        )
+        mean = np.add.reduceat(score, starts) / res.counts[has]
+        add_counts(out["score_event_mean"], (), SCORE_BINNING.index(mean))
         k = res.latent.shape[1]
         for d in range(k):
             out["latent"].fill(dim=d, z=res.latent[:, d])

@@ -191,3 +191,36 @@ def test_missing_branch_and_bad_model(jet_sample, tmp_path):
         ModelFileError, match=r"do not match the requested variables \['pt', 'eta', 'phi', 'E'\]"
     ):
         JetCompressionProcessor().check_variables(["pt", "eta", "phi", "E"])
+
+
+def test_fast_fills_equal_hist_fill(jet_sample):
+    """The processor's bit-indexed fills give the same bins as hist's own fill."""
+    path, counts, _ = jet_sample
+    proc = JetCompressionProcessor()
+    out = proc.process(_events(path))["test"]
+    res = compress_decompress_chunk(
+        _events(path), proc.model_bytes, proc.sha256, proc.variables, 3
+    )
+    orig, rec = res.original.astype(np.float64), res.reconstructed.astype(np.float64)
+    variables = ["pt", "eta", "phi", "mass"]
+    rel = residuals(orig, rec, ["relative"] * 4)
+    absr = residuals(orig, rec, ["pt", "eta", "phi", "eta"])
+    absr[:, 0], absr[:, 3] = rec[:, 0] - orig[:, 0], rec[:, 3] - orig[:, 3]
+    ref = {k: out[k].copy().reset() for k in ("residual", "residual_abs", "residual_vs_pt")}
+    for i, v in enumerate(variables):
+        ref["residual"].fill(variable=v, residual=rel[:, i])
+        ref["residual_abs"].fill(variable=v, residual=absr[:, i])
+        pref = absr[:, i] if v in ("eta", "phi") else rel[:, i]
+        ref["residual_vs_pt"].fill(variable=v, pt=orig[:, 0], residual=pref)
+    for k, h in ref.items():
+        np.testing.assert_array_equal(out[k].view(flow=True), h.view(flow=True), err_msg=k)
+    per_event = res.unflatten(res.score.astype(np.float64))
+    has = res.counts > 0
+    for name, values in (
+        ("score_jet", res.score),
+        ("score_event_max", ak.to_numpy(ak.max(per_event, axis=1)[has])),
+        ("score_event_mean", ak.to_numpy(ak.mean(per_event, axis=1)[has])),
+    ):
+        h = out[name].copy().reset()
+        h.fill(score=values)
+        np.testing.assert_array_equal(out[name].view(flow=True), h.view(flow=True), err_msg=name)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import hist
+import numpy as np
+import pytest
+
+from hepae_coffea.binning import Log2Binning, add_counts, add_per_column
+from hepae_coffea.hists import (
+    COARSE_RESIDUAL_BINNING,
+    PT_BINNING,
+    RESIDUAL_BINNING,
+    SCORE_BINNING,
+)
+
+BINNINGS = [RESIDUAL_BINNING, COARSE_RESIDUAL_BINNING, PT_BINNING, SCORE_BINNING]
+
+
+def _hard_values(b: Log2Binning) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    e = b.edges()
+    special = [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 5e-324, -5e-324, 1e308, -1e308]
+    return np.concatenate(
+        [
+            e,
+            np.nextafter(e, np.inf),
+            np.nextafter(e, -np.inf),
+            special,
+            rng.normal(0.0, 1e-3, 20_000),
+            rng.normal(0.0, 30.0, 5_000),
+            np.exp(rng.uniform(-90.0, 25.0, 20_000)) * rng.choice([-1.0, 1.0], 20_000),
+        ]
+    )
+
+
+@pytest.mark.parametrize("b", BINNINGS, ids=repr)
+def test_index_equals_searchsorted_and_hist(b):
+    edges = b.edges()
+    assert np.all(np.diff(edges) > 0)
+    values = _hard_values(b)
+    idx = b.index(values)
+    expected = np.searchsorted(edges, values, side="right")
+    expected[np.isnan(values)] = len(edges)  # boost-histogram: NaN -> overflow
+    np.testing.assert_array_equal(idx, expected)
+    ref = hist.Hist(b.axis("x", "x"))
+    ref.fill(x=values)
+    ours = hist.Hist(b.axis("x", "x"))
+    add_counts(ours, (), idx)
+    np.testing.assert_array_equal(ours.view(flow=True), ref.view(flow=True))
+
+
+def test_edges_are_near_log_spaced():
+    pos = RESIDUAL_BINNING.positive_edges()
+    ratio = pos[1:] / pos[:-1]
+    assert ratio.max() == pytest.approx(1 + 1 / 16)
+    assert ratio.min() == pytest.approx(1 + 1 / 32, rel=1e-3)
+    assert pos[0] == 2.0**-24
+    assert pos[-1] == 16.0
+
+
+def test_add_per_column_matches_hist_fill():
+    rng = np.random.default_rng(5)
+    n, cols = 3_000, 3
+    r = rng.normal(0.0, 1e-2, (n, cols))
+    r[::97, 1] = np.nan
+    pt = np.exp(rng.uniform(2.0, 9.5, n))
+    names = ["a", "b", "c"]
+    ours = hist.Hist(
+        hist.axis.StrCategory(names, name="variable", overflow=False),
+        PT_BINNING.axis("pt", "pt"),
+        COARSE_RESIDUAL_BINNING.axis("residual", "r"),
+    )
+    add_per_column(
+        ours, PT_BINNING.index(pt), COARSE_RESIDUAL_BINNING.index(r), valid=np.isfinite(r)
+    )
+    ref = ours.copy()
+    ref.reset()
+    for c, name in enumerate(names):
+        ok = np.isfinite(r[:, c])
+        ref.fill(variable=name, pt=pt[ok], residual=r[ok, c])
+    np.testing.assert_array_equal(ours.view(flow=True), ref.view(flow=True))
+    assert ours.sum(flow=True) == np.isfinite(r).sum()
+
+
+def test_invalid_binning():
+    with pytest.raises(ValueError, match="invalid log2 binning"):
+        Log2Binning(3, 3, 2)
