@@ -45,9 +45,7 @@ def get_model(data: bytes, sha256: str) -> tuple[torch.jit.ScriptModule, bool]:
     return module, True
 
 
-def in_blocks(
-    fn, *arrays: torch.Tensor, block: int | None = None
-) -> tuple[torch.Tensor, ...]:
+def in_blocks(fn, *arrays: torch.Tensor, block: int | None = None) -> tuple[torch.Tensor, ...]:
     """Call ``fn`` on consecutive row blocks of ``arrays`` and concatenate each output.
 
     The default block is :data:`BLOCK` rows per torch intra-op thread.

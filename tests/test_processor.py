@@ -195,12 +195,10 @@ def test_missing_branch_and_bad_model(jet_sample, tmp_path):
 
 def test_fast_fills_equal_hist_fill(jet_sample):
     """The processor's bit-indexed fills give the same bins as hist's own fill."""
-    path, counts, _ = jet_sample
+    path, _, _ = jet_sample
     proc = JetCompressionProcessor()
     out = proc.process(_events(path))["test"]
-    res = compress_decompress_chunk(
-        _events(path), proc.model_bytes, proc.sha256, proc.variables, 3
-    )
+    res = compress_decompress_chunk(_events(path), proc.model_bytes, proc.sha256, proc.variables, 3)
     orig, rec = res.original.astype(np.float64), res.reconstructed.astype(np.float64)
     variables = ["pt", "eta", "phi", "mass"]
     rel = residuals(orig, rec, ["relative"] * 4)
