@@ -179,12 +179,10 @@ class JetAutoencoder(nn.Module):
         enc_out = 2 * n_pre if self.is_vae else n_pre
         self.encoder = _mlp([n_norm, *config.hidden, enc_out], config.activation)
         self.decoder = _mlp([n_pre, *reversed(config.hidden), n_norm], config.activation)
-        owner = normalizer.column_owner()
         w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])
-        col_w = w[owner]
-        if float(col_w.sum()) <= 0:
+        if float(w.sum()) <= 0:
             raise ValueError("at least one variable needs a positive loss weight")
-        self.register_buffer("column_weight", col_w / col_w.sum())
+        self.register_buffer("column_weight", normalizer.column_weight(w))
 
     # --- building blocks in normalised space ------------------------------------------
     def _pre_latent(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,12 +215,9 @@ class JetAutoencoder(nn.Module):
         return self._decode_norm(self._features_train(h)), kl
 
     def per_column_error(self, u: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        """Loss per jet and normalised column (squared error, or BCE for ``loss="bce"``)."""
-        if self.bce:
-            target = torch.clamp(u, 0.0, 1.0)
-            r = torch.clamp(recon, 1e-7, 1.0 - 1e-7)
-            return -(target * torch.log(r) + (1.0 - target) * torch.log(1.0 - r))
-        return (recon - u) ** 2
+        """Loss per jet and normalised column (squared error, or BCE for ``loss="bce"``;
+        cross entropy in one-hot blocks)."""
+        return self.normalizer.column_error(u, recon, self.bce)
 
     # --- public, physical-units interface ---------------------------------------------
     @torch.jit.export
@@ -246,7 +241,7 @@ class JetAutoencoder(nn.Module):
         u = self.normalizer(x)
         mean, _ = self._pre_latent(u)
         recon = self._decode_norm(self._unpack(self._pack(mean)))
-        return torch.sum((recon - u) ** 2 * self.column_weight, dim=1)
+        return torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
 
     @torch.jit.export
     def encode_decode_score(
@@ -257,7 +252,7 @@ class JetAutoencoder(nn.Module):
         mean, _ = self._pre_latent(u)
         z = self._pack(mean)
         recon = self._decode_norm(self._unpack(z))
-        s = torch.sum((recon - u) ** 2 * self.column_weight, dim=1)
+        s = torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
         return z, self.normalizer.inverse(recon), s
 
 
@@ -302,13 +297,13 @@ class EventAutoencoder(nn.Module):
         self.decoder = _mlp(
             [n_pre + self.max_jets, *reversed(config.hidden), jm], config.activation
         )
-        owner = normalizer.column_owner()
-        w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])[owner]
+        w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])
         if float(w.sum()) <= 0:
             raise ValueError("at least one variable needs a positive loss weight")
-        self.register_buffer("jet_column_weight", w / w.sum())
+        col_w = normalizer.column_weight(w)
+        self.register_buffer("jet_column_weight", col_w)
         # training loss: every real jet's weighted error, summed over the event's jets
-        self.register_buffer("column_weight", (w / w.sum()).repeat(self.max_jets))
+        self.register_buffer("column_weight", col_w.repeat(self.max_jets))
 
     def _column_mask(self, mask: torch.Tensor) -> torch.Tensor:
         return mask.repeat_interleave(self.n_norm, dim=1)
@@ -347,13 +342,13 @@ class EventAutoencoder(nn.Module):
         """Per event and normalised column; zero for padded jets."""
         jm = self.max_jets * self.n_norm
         u, m = inp[:, :jm], inp[:, jm:]
-        if self.bce:
-            t = torch.clamp(u, 0.0, 1.0)
-            r = torch.clamp(recon, 1e-7, 1.0 - 1e-7)
-            err = -(t * torch.log(r) + (1.0 - t) * torch.log(1.0 - r))
-        else:
-            err = (recon - u) ** 2
-        return err * self._column_mask(m)
+        n = u.shape[0]
+        err = self.normalizer.column_error(
+            u.reshape(n * self.max_jets, self.n_norm),
+            recon.reshape(n * self.max_jets, self.n_norm),
+            self.bce,
+        )
+        return err.reshape(n, jm) * self._column_mask(m)
 
     @torch.jit.export
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -383,7 +378,8 @@ class EventAutoencoder(nn.Module):
         mean, _ = self._pre_latent(inp)
         z = _pack(mean, self.latent_dim, self.levels, self.guard, self.packed)
         recon = self._decode_norm(_unpack(z, self.levels, self.packed), m)
-        err = (recon - inp[:, : self.max_jets * self.n_norm]) ** 2
+        u = inp[:, : self.max_jets * self.n_norm].reshape(n * self.max_jets, self.n_norm)
+        err = self.normalizer.column_error(u, recon.reshape(n * self.max_jets, self.n_norm), False)
         err = err.reshape(n, self.max_jets, self.n_norm) * self.jet_column_weight
         return err.sum(dim=2) * m
 

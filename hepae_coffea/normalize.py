@@ -8,14 +8,17 @@ Each jet variable gets a transform, chosen from the training data unless overrid
 ``angle``     two columns, ``cos x`` and ``sin x``, decoded with ``atan2``; default for phi.
 ``periodic``  ``x / pi`` as is; decoded values are wrapped into (-pi, pi].
 ``identity``  ``x`` unchanged.
+``onehot``    for discrete variables (e.g. constituent counts): K one-hot columns for the
+              values ``min .. min + K - 1`` of the training data (``onehot:K`` sets K),
+              decoded as the most probable value (trained with a cross-entropy loss for the
+              block under MSE). The encoder also sees the value scaled to [0, 1); values
+              outside the range are encoded as the nearest end.
 
 Variables whose training values are all >= 0 are clamped at zero on the way out, so
 decoded pt, mass and E are never negative; integer-valued variables (constituent counts)
 are rounded to whole numbers. For the BCE loss every normalised column is
 further mapped onto [0, 1] with the training range (plus a margin).
 """
-
-from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
@@ -29,7 +32,9 @@ from .data import canonical_variable
 
 __all__ = ["TRANSFORM_KINDS", "Normalizer", "VariableTransform", "choose_transforms"]
 
-TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity")
+TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity", "onehot")
+#: largest one-hot block (values per discrete variable)
+MAX_ONEHOT = 1024
 _LOG_DEFAULT = frozenset({"pt", "mass", "E"})
 _KINEMATIC = frozenset({"pt", "eta", "phi", "mass", "E", "px", "py", "pz"})
 
@@ -135,6 +140,20 @@ def choose_transforms(
             out.append(VariableTransform(var, "periodic", 0.0, math.pi, 0.0, False))
         elif kind == "angle":
             out.append(VariableTransform(var, "angle", 0.0, 1.0, 0.0, False))
+        elif kind == "onehot":
+            if not np.all(x == np.round(x)):
+                bad = x[x != np.round(x)][0]
+                raise ValueError(
+                    f"onehot transform for {var!r} needs whole-number values, found {bad}"
+                )
+            lo = float(x.min())
+            size = int(arg) if arg is not None else int(x.max() - lo) + 1
+            if not 2 <= size <= MAX_ONEHOT:
+                raise ValueError(
+                    f"onehot transform for {var!r}: {size} values (min {lo:g}, max "
+                    f"{x.max():g}); must be 2 to {MAX_ONEHOT}"
+                )
+            out.append(VariableTransform(var, "onehot", lo, float(size), 0.0, nonneg, True))
         else:
             out.append(VariableTransform(var, "identity", 0.0, 1.0, 0.0, nonneg))
         whole = canon not in _KINEMATIC and bool(np.all(x == np.round(x)))
@@ -153,8 +172,13 @@ class Normalizer(nn.Module):
     """Physical values <-> normalised network space; TorchScript-compatible.
 
     The normalised layout has one column per variable (``cos`` for angle variables),
-    followed by one ``sin`` column per angle variable.
+    followed by one ``sin`` column per angle variable, then the one-hot block of each
+    ``onehot`` variable.
     """
+
+    onehot_var: list[int]  # TorchScript reads these annotations (no __future__ import here)
+    onehot_start: list[int]
+    onehot_size: list[int]
 
     def __init__(
         self,
@@ -166,6 +190,12 @@ class Normalizer(nn.Module):
         angle = [i for i, t in enumerate(transforms) if t.kind == "angle"]
         self.n_angles = len(angle)
         self.n_norm = self.n_vars + self.n_angles
+        self.onehot_var = [i for i, t in enumerate(transforms) if t.kind == "onehot"]
+        self.onehot_size = [int(transforms[i].scale) for i in self.onehot_var]
+        self.onehot_start = []
+        for size in self.onehot_size:
+            self.onehot_start.append(self.n_norm)
+            self.n_norm += size
         f32 = torch.float32
         self.register_buffer("is_log", torch.tensor([t.kind == "log" for t in transforms]))
         self.register_buffer(
@@ -194,12 +224,17 @@ class Normalizer(nn.Module):
         self.register_buffer("width", torch.tensor(np.asarray(hi) - np.asarray(lo), dtype=f32))
 
     def set_unit_range(self, normalised: torch.Tensor, margin: float = 0.1) -> None:
-        """Map the normalised training values onto [margin', 1 - margin'] (for BCE)."""
+        """Map the normalised training values onto [margin', 1 - margin'] (for BCE);
+        one-hot columns stay 0/1."""
         lo = normalised.min(dim=0).values
         hi = normalised.max(dim=0).values
         pad = (hi - lo).clamp(min=1e-6) * margin
-        self.lo.copy_(lo - pad)
-        self.width.copy_(hi - lo + 2 * pad)
+        lo, width = lo - pad, hi - lo + 2 * pad
+        for start, size in zip(self.onehot_start, self.onehot_size, strict=True):
+            lo[start : start + size] = 0.0
+            width[start : start + size] = 1.0
+        self.lo.copy_(lo)
+        self.width.copy_(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Physical ``(n, n_vars)`` -> normalised ``(n, n_norm)``."""
@@ -211,6 +246,13 @@ class Normalizer(nn.Module):
             ang = x.index_select(1, self.angle_idx)
             z = z.index_copy(1, self.angle_idx, torch.cos(ang))
             z = torch.cat([z, torch.sin(ang)], dim=1)
+        if len(self.onehot_var) > 0:
+            parts = [z]
+            for i in range(len(self.onehot_var)):
+                j, size = self.onehot_var[i], self.onehot_size[i]
+                k = torch.clamp(torch.round(x[:, j] - self.center[j]), 0.0, float(size - 1))
+                parts.append(nn.functional.one_hot(k.long(), size).to(z.dtype))
+            z = torch.cat(parts, dim=1)
         return (z - self.lo) / self.width
 
     @torch.jit.export
@@ -224,8 +266,14 @@ class Normalizer(nn.Module):
             x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
         if self.n_angles > 0:
             c = base.index_select(1, self.angle_idx)
-            s = z[:, self.n_vars :]
+            s = z[:, self.n_vars : self.n_vars + self.n_angles]
             x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
+        if len(self.onehot_var) > 0:
+            x = x.clone()
+            for i in range(len(self.onehot_var)):
+                j, start = self.onehot_var[i], self.onehot_start[i]
+                best = torch.argmax(z[:, start : start + self.onehot_size[i]], dim=1)
+                x[:, j] = best.to(x.dtype) + self.center[j]
         if self.has_periodic:
             x = torch.where(self.is_periodic, _wrap_angle(x), x)
         x = torch.maximum(x, self.floor)  # no negative pt, mass or E (floor -inf elsewhere)
@@ -237,4 +285,37 @@ class Normalizer(nn.Module):
     def column_owner(self) -> torch.Tensor:
         """Index of the variable each normalised column belongs to."""
         own = torch.arange(self.n_vars, device=self.angle_idx.device)
-        return torch.cat([own, self.angle_idx])
+        parts = [own, self.angle_idx]
+        for i in range(len(self.onehot_var)):
+            parts.append(torch.full_like(own[:1], self.onehot_var[i]).repeat(self.onehot_size[i]))
+        return torch.cat(parts)
+
+    @torch.jit.export
+    def column_error(self, u: torch.Tensor, recon: torch.Tensor, bce: bool) -> torch.Tensor:
+        """Reconstruction error per normalised column: squared error (or binary cross
+        entropy for ``bce``); under MSE each one-hot block instead holds the cross entropy
+        of its softmax (nonzero only in the true value's column)."""
+        if bce:
+            t = torch.clamp(u, 0.0, 1.0)
+            r = torch.clamp(recon, 1e-7, 1.0 - 1e-7)
+            return -(t * torch.log(r) + (1.0 - t) * torch.log(1.0 - r))
+        err = (recon - u) ** 2
+        if len(self.onehot_var) > 0:
+            err = err.clone()
+            for i in range(len(self.onehot_var)):
+                a, b = self.onehot_start[i], self.onehot_start[i] + self.onehot_size[i]
+                err[:, a:b] = -u[:, a:b] * torch.log_softmax(recon[:, a:b], dim=1)
+        return err
+
+    @torch.jit.export
+    def column_weight(self, variable_weight: torch.Tensor) -> torch.Tensor:
+        """Loss weight per normalised column from per-variable weights, normalised so the
+        weights of the terms sum to 1: a one-hot block counts once (its cross entropy),
+        and the scaled value a one-hot variable also feeds the encoder is not a target."""
+        w = variable_weight[self.column_owner()].clone()
+        terms = w.sum()
+        for i in range(len(self.onehot_var)):
+            j = self.onehot_var[i]
+            w[j] = 0.0
+            terms = terms - variable_weight[j] * self.onehot_size[i]
+        return w / terms
