@@ -170,7 +170,8 @@ def _draw_residual(ax, outputs: Mapping[str, Any], variable: str, kind: str, lab
 
     ax.set_xlim(-half, half)
     ax.set_yscale("log")
-    ax.set_ylim(0.5, ymax * 3e5)
+    # headroom for the label and one stats box per dataset (up to four)
+    ax.set_ylim(0.5, ymax * 10.0 ** (2.5 + min(len(texts), 4)))
     ax.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
     ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.set_xlabel(residual_axis_label(variable, kind), fontsize=15)
@@ -299,6 +300,24 @@ def _profile(h2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return centers, np.asarray(s68), pt_edges
 
 
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
+def _plain_log_ticks(axis, lo: float, hi: float) -> None:
+    """Major ticks at 1-2-5 values inside (lo, hi) with plain labels, no minor labels
+    (matplotlib labels minor ticks of a log axis spanning under two decades, which overlap)."""
+    ticker = _ticker()
+    cands = np.array([m * 10.0**e for e in range(-3, 6) for m in (1, 2, 5)])
+    ticks = cands[(cands > lo) & (cands < hi)]
+    if ticks.size >= 2:
+        axis.set_major_locator(ticker.FixedLocator(ticks))
+        axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def figure_residual_vs_pt(
     d: Mapping[str, Any], variable: str, dataset: str, label: str = "Simulation Internal"
 ):
@@ -310,7 +329,7 @@ def figure_residual_vs_pt(
     with _style():
         fig, (ax, pax) = plt.subplots(1, 2, figsize=(14, 6))
         vals = h2.values()
-        mh.hist2dplot(
+        art = mh.hist2dplot(
             np.where(vals > 0, vals, np.nan),
             h2.axes["pt"].edges,
             h2.axes["residual"].edges,
@@ -318,11 +337,22 @@ def figure_residual_vs_pt(
             cbar=True,
             flow=None,
         )
+        art.cbar.set_label("jets / bin", fontsize=13)
         ax.set_xscale("log")
+        filled = np.flatnonzero(vals.sum(axis=1) > 0)
+        if filled.size:  # show the populated pt range, not the axis' 16 GeV - 8 TeV
+            edges = h2.axes["pt"].edges
+            xlim = (edges[filled[0]] / 1.2, edges[filled[-1] + 1] * 1.2)
+            ax.set_xlim(*xlim)
         lin = float(np.median(finite)) if finite.size else 1e-3
-        ax.set_yscale("symlog", linthresh=max(lin, 1e-6))
+        lin = max(lin, 1e-6)
+        ax.set_yscale("symlog", linthresh=lin)
         top = 20 * (float(finite.max()) if finite.size else 1.0)
         ax.set_ylim(-top, top)
+        # decades outside the linear region only, so labels near 0 do not overlap
+        dec = 10.0 ** np.arange(np.ceil(np.log10(lin)), np.floor(np.log10(top)) + 1)
+        ax.set_yticks(np.concatenate([-dec[::-1], [0.0], dec]))
+        ax.yaxis.set_minor_locator(_ticker().NullLocator())
         ax.set_xlabel("original jet $p_{T}$ [GeV]")
         ax.set_ylabel(residual_axis_label(variable), fontsize=13)
         atlas_label(ax, label, loc=0, fontsize=12)
@@ -333,7 +363,12 @@ def figure_residual_vs_pt(
         pax.set_ylabel(r"$\sigma_{68}$ of " + residual_axis_label(variable), fontsize=13)
         pax.legend(loc="upper right", fontsize=11)
         atlas_label(pax, label, loc=0, fontsize=12)
+        if filled.size:
+            pax.set_xlim(*ax.get_xlim())
+            for a in (ax, pax):
+                _plain_log_ticks(a.xaxis, *ax.get_xlim())
         fig.tight_layout()
+        fig.subplots_adjust(wspace=0.45)  # keep the profile's y label clear of the colour bar
     return fig
 
 
