@@ -191,7 +191,7 @@ def compress_arrays(
     data = {k: arrays[k] for k in kept}
     if event_jets is not None:
         return _compress_events(
-            data, kept, module, x, ak.to_numpy(counts), cols, collection, event_jets, latent_bits
+            data, kept, module, x, arrays, cols, collection, event_jets, latent_bits
         )
     if len(x):
         with torch.inference_mode():
@@ -207,13 +207,8 @@ def compress_arrays(
     return _to_writable(ak.Array(data), order), len(x)
 
 
-def _slots(counts: np.ndarray) -> np.ndarray:
-    """Index of each flat jet inside its event."""
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
-    return np.arange(int(counts.sum())) - np.repeat(starts, counts)
-
-
-def _compress_events(data, kept, module, x, counts, cols, collection, event_jets, latent_bits):
+def _compress_events(data, kept, module, x, arrays, cols, collection, event_jets, latent_bits):
+    counts = ak.to_numpy(ak.num(arrays[cols[0]], axis=1))
     xe, me = pad_events(x, counts, event_jets)
     with torch.inference_mode():
         z = module.encode(torch.from_numpy(xe), torch.from_numpy(me.astype(np.float32))).numpy()
@@ -222,11 +217,10 @@ def _compress_events(data, kept, module, x, counts, cols, collection, event_jets
     names = [f"{collection}Latent_z{i}" for i in range(z.shape[1])]
     for i, name in enumerate(names):
         data[name] = np.ascontiguousarray(z[:, i])
-    extra = _slots(counts) >= event_jets
     n_extra = np.maximum(counts - event_jets, 0)
     extra_names = [f"{collection}Extra_{c.split('_', 1)[1]}" for c in cols]
-    for j, name in enumerate(extra_names):
-        data[name] = ak.unflatten(np.ascontiguousarray(x[extra, j]), n_extra)
+    for c, name in zip(cols, extra_names, strict=True):  # the input's own values and type
+        data[name] = arrays[c][:, event_jets:]
     data[f"n{collection}Extra"] = n_extra.astype(np.int32)
     order = [*kept, *names, f"n{collection}Extra", *extra_names]
     return _to_writable(ak.Array(data), order), len(x)
@@ -361,7 +355,7 @@ def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches):
         [arrays[f"{collection}Extra_{b.split('_', 1)[1]}"][:, :, np.newaxis] for b in jet_branches],
         axis=2,
     )
-    jets = ak.concatenate([lead, ak.values_astype(extra, np.float32)], axis=1)
+    jets = ak.concatenate([lead, extra], axis=1)  # extra jets keep their stored precision
     return ak.num(jets, axis=1), ak.to_numpy(ak.flatten(jets, axis=1))
 
 

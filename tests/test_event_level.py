@@ -117,3 +117,30 @@ def test_processor_and_compression(event_model, tmp_path):
     assert np.all(n == np.round(n))
     with pytest.raises(ModelFileError, match="event-level model"):
         evaluate(path, model)
+
+
+def test_extra_jets_keep_float64_exactly(event_model, tmp_path):
+    """Jets after the leading J come back bit for bit, also from float64 branches."""
+    path, res = event_model
+    with uproot.open(path) as f:
+        o = f["Events"].arrays()
+    src = tmp_path / "f64.root"
+    with uproot.recreate(src) as f:
+        jets = {
+            v: ak.values_astype(o[f"Jet_{v}"], np.float64) for v in ("pt", "eta", "phi", "mass")
+        }
+        jets["pt"] = jets["pt"] * (1 + 1e-12)  # digits a float32 cannot hold
+        jets["nConstituents"] = o["Jet_nConstituents"]
+        data = {"Jet": ak.zip(jets)}
+        f.mktree("Events", {k: v.type for k, v in data.items()})
+        f["Events"].extend(data)
+    comp, rest = tmp_path / "c.root", tmp_path / "r.root"
+    compress(src, comp, res.paths["model"])
+    decompress(comp, rest)
+    with uproot.open(rest) as f, uproot.open(src) as g:
+        r, s = f["Events"].arrays(), g["Events"].arrays()
+        assert f["Events"]["Jet_pt"].interpretation == g["Events"]["Jet_pt"].interpretation
+    extra = ak.local_index(s["Jet_pt"]) >= J
+    assert ak.sum(extra) > 0
+    for v in ("pt", "eta", "phi", "mass", "nConstituents"):
+        assert ak.all(r[f"Jet_{v}"][extra] == s[f"Jet_{v}"][extra]), v
