@@ -109,7 +109,7 @@ def _add_train(sub) -> None:
         action="append",
         metavar="VAR=KIND",
         help="override a variable's normalisation (log, standard, scale:S, angle, "
-        "periodic, identity), repeatable",
+        "periodic, identity, onehot or onehot:K for discrete variables), repeatable",
     )
     p.add_argument("--no-preview", action="store_true", help="no per-epoch preview PNGs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -212,6 +212,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(
             f"  norm {t['variable']:>8}: {t['kind']:<8} center {t['center']:.4g} "
             f"scale {t['scale']:.4g} offset {t['offset']:.4g} nonneg {t['nonneg']}"
+            + (" integer" if t.get("integer") else "")
+            + (" <=1" if t.get("unit") else "")
         )
     data = meta.get("training", {}).get("data", {})
     print(f"trained on   {data.get('files')} ({data.get('n_jets')} jets)")

@@ -15,8 +15,9 @@ Each jet variable gets a transform, chosen from the training data unless overrid
               outside the range are encoded as the nearest end.
 
 Variables whose training values are all >= 0 are clamped at zero on the way out, so
-decoded pt, mass and E are never negative; integer-valued variables (constituent counts)
-are rounded to whole numbers. For the BCE loss every normalised column is
+decoded pt, mass and E are never negative; non-kinematic variables whose training values
+all lie in [0, 1] (energy fractions, ptD) are also clamped at 1 (``unit``); integer-valued
+variables (constituent counts) are rounded to whole numbers. For the BCE loss every normalised column is
 further mapped onto [0, 1] with the training range (plus a margin).
 """
 
@@ -50,6 +51,7 @@ class VariableTransform:
     offset: float = 0.0
     nonneg: bool = False
     integer: bool = False
+    unit: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -159,6 +161,8 @@ def choose_transforms(
         whole = canon not in _KINEMATIC and bool(np.all(x == np.round(x)))
         if var in integer_vars or (integers is None and whole):
             out[-1] = replace(out[-1], integer=True)
+        elif canon not in _KINEMATIC and nonneg and x.max() <= 1.0 and kind != "angle":
+            out[-1] = replace(out[-1], unit=True)  # a fraction: decoded within [0, 1]
     return out
 
 
@@ -211,6 +215,12 @@ class Normalizer(nn.Module):
         self.has_log = any(t.kind == "log" for t in transforms)
         self.has_periodic = any(t.kind == "periodic" for t in transforms)
         self.has_integer = any(t.integer for t in transforms)
+        self.has_ceiling = any(t.unit for t in transforms)
+        self.register_buffer(
+            "ceiling",
+            torch.tensor([1.0 if t.unit else math.inf for t in transforms], dtype=f32),
+            persistent=False,
+        )
         self.register_buffer(
             "floor",
             torch.tensor([0.0 if t.nonneg else -math.inf for t in transforms], dtype=f32),
@@ -277,6 +287,8 @@ class Normalizer(nn.Module):
         if self.has_periodic:
             x = torch.where(self.is_periodic, _wrap_angle(x), x)
         x = torch.maximum(x, self.floor)  # no negative pt, mass or E (floor -inf elsewhere)
+        if self.has_ceiling:
+            x = torch.minimum(x, self.ceiling)  # fractions stay <= 1
         if self.has_integer:
             x = torch.where(self.is_integer, torch.round(x), x)
         return x

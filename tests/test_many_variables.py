@@ -183,3 +183,17 @@ def test_onehot_model_trains_runs_and_restores_integers(rich_sample, tmp_path, l
         with torch.no_grad():
             rec = module.forward(torch.from_numpy(x))[:, VARS.index("nConstituents")].numpy()
         np.testing.assert_array_equal(rec.astype(np.int64), flat)
+
+
+def test_fractions_decoded_within_unit_interval():
+    x, names = _discrete_table()
+    tr = choose_transforms(x, names)
+    assert [t.unit for t in tr] == [False, False, True]  # chHEF in [0, 1]; pt is kinematic
+    norm = Normalizer(tr)
+    u = norm(torch.tensor(x, dtype=torch.float32))
+    u[:, 2] += 10.0  # a network output far above the training range
+    back = norm.inverse(u)
+    assert float(back[:, 2].max()) == 1.0
+    assert float(norm.inverse(u - 20.0)[:, 2].min()) == 0.0
+    scripted = torch.jit.script(norm)
+    assert torch.equal(scripted.inverse(u), back)
