@@ -24,8 +24,24 @@ _NONNEG = frozenset({"pt", "mass", "E"})
 
 
 def residual_kind(variable: str) -> str:
-    """``"absolute"`` for eta and phi, ``"relative"`` otherwise."""
-    return "absolute" if canonical_variable(variable) in ABSOLUTE_VARIABLES else "relative"
+    """``"absolute"`` or ``"relative"``: the residual a variable is judged by.
+
+    Absolute for eta and phi, for energy fractions (NanoAOD names ending in ``EF``, such as
+    ``chHEF`` or ``muEF``, or in ``Frac``/``Fraction``) and for counts (``n`` + capital
+    letter, e.g. ``nConstituents``): these are often 0, where a relative residual is
+    undefined. Relative otherwise (pt, mass, E, width, ...).
+    """
+    canon = canonical_variable(variable)
+    if canon in ABSOLUTE_VARIABLES or _is_fraction_or_count(canon):
+        return "absolute"
+    return "relative"
+
+
+def _is_fraction_or_count(name: str) -> bool:
+    short = name.split("_", 1)[-1]
+    if short.endswith(("EF", "Frac", "Fraction", "frac", "fraction")):
+        return True
+    return len(short) > 1 and short[0] == "n" and short[1].isupper()
 
 
 def residuals(

@@ -32,7 +32,7 @@ from hepae_coffea.hists import (
     SCORE_BINNING,
     make_hists,
 )
-from hepae_coffea.metrics import residuals, unphysical_mask
+from hepae_coffea.metrics import residual_kind, residuals, unphysical_mask
 from hepae_coffea.model_cache import BLOCK, get_model, in_blocks, model_bytes_sha256
 
 __all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
@@ -346,7 +346,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         add_per_column(out["residual"], RESIDUAL_BINNING.index(rel), valid=finite_rel)
         add_per_column(out["residual_abs"], RESIDUAL_BINNING.index(absr))
         if "pt" in canon:
-            preferred = np.where([c in ("eta", "phi") for c in canon], absr, rel)
+            kinds = [residual_kind(v) == "absolute" for v in self.variables]
+            preferred = np.where(kinds, absr, rel)
             add_per_column(
                 out["residual_vs_pt"],
                 PT_BINNING.index(orig[:, canon.index("pt")]),

@@ -197,3 +197,16 @@ def test_fractions_decoded_within_unit_interval():
     assert float(norm.inverse(u - 20.0)[:, 2].min()) == 0.0
     scripted = torch.jit.script(norm)
     assert torch.equal(scripted.inverse(u), back)
+
+
+def test_residual_kind_for_fractions_and_counts():
+    from hepae_coffea.metrics import residual_kind, residuals
+
+    absolute = ["eta", "phi", "chHEF", "muEF", "Jet_neEmEF", "nConstituents", "nCharged"]
+    relative = ["pt", "mass", "E", "width", "ptD", "n", "nothing"]
+    assert {residual_kind(v) for v in absolute} == {"absolute"}
+    assert {residual_kind(v) for v in relative} == {"relative"}
+    orig = np.array([[0.0, 0.0, 10.0]])
+    rec = np.array([[0.01, 1.0, 11.0]])
+    r = residuals(orig, rec, ["muEF", "nCharged", "width"])
+    np.testing.assert_allclose(r, [[0.01, 1.0, 0.1]])  # zeros stay measurable
