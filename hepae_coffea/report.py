@@ -125,8 +125,9 @@ def write_report(
         ]
     lines += [
         (
-            "Residuals: relative, (rec - orig)/orig, for pt, mass and other variables; absolute, "
-            "rec - orig, for eta and phi. sigma68 is half the 16th-84th percentile width. "
+            "Residuals: absolute, rec - orig, for eta, phi, energy fractions and counts; "
+            "relative, (rec - orig)/orig, for pt, mass and other variables. sigma68 is half "
+            "the 16th-84th percentile width. "
             "Verdict: PASS when sigma68 <= threshold and no reconstructed jet is unphysical "
             "(negative pt/mass/E, |phi| > pi, non-finite)."
         ),
