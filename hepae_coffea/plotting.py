@@ -594,11 +594,18 @@ def figure_latent_scan(
                 xs, ys, vals, shading="nearest", norm=LogNorm() if logc else None, cmap="viridis"
             )
             fig.colorbar(mesh, ax=ax, label=_var_label(v))
+            ax.set_xlim(xs[0], xs[-1])  # the scanned grid, no rounded-out margins
+            ax.set_ylim(ys[0], ys[-1])
+            ax.xaxis.set_major_locator(_ticker().MaxNLocator(4))
+            ax.yaxis.set_major_locator(_ticker().MaxNLocator(5))
             ax.set_xlabel(f"latent $z_{{{a}}}$")
             ax.set_ylabel(f"latent $z_{{{b}}}$")
-            atlas_label(ax, label, loc=0, fontsize=11)
         for ax in list(axes.flat)[len(variables) :]:
             ax.set_visible(False)
+        # lay out first: mplhep spaces the label's parts for the axes' size at creation
+        fig.canvas.draw()
+        for ax in list(axes.flat)[: len(variables)]:
+            atlas_label(ax, label, loc=0, fontsize=13)
     return fig
 
 
