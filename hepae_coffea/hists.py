@@ -21,6 +21,7 @@ __all__ = [
     "COARSE_RESIDUAL_BINNING",
     "PT_BINNING",
     "RESIDUAL_BINNING",
+    "RESIDUAL_RESOLUTION",
     "SCORE_BINNING",
     "SCORE_EDGES",
     "distribution_axis",
@@ -40,6 +41,8 @@ PT_BINNING = Log2Binning(4, 13, 2)
 #: anomaly scores (reconstruction error in normalised space): 2**-34 (6e-11) to 1024
 SCORE_BINNING = Log2Binning(-34, 10, 2)
 SCORE_EDGES = SCORE_BINNING.edges()
+#: residuals with smaller magnitude share the central bin: widths below it read as "< it"
+RESIDUAL_RESOLUTION = 2.0**RESIDUAL_BINNING.lo_exp
 _UNITS = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
 
 

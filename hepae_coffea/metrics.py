@@ -11,6 +11,7 @@ from .data import canonical_variable
 
 __all__ = [
     "ABSOLUTE_VARIABLES",
+    "is_count",
     "residual_kind",
     "residual_summary",
     "residuals",
@@ -39,8 +40,12 @@ def residual_kind(variable: str) -> str:
 
 def _is_fraction_or_count(name: str) -> bool:
     short = name.split("_", 1)[-1]
-    if short.endswith(("EF", "Frac", "Fraction", "frac", "fraction")):
-        return True
+    return short.endswith(("EF", "Frac", "Fraction", "frac", "fraction")) or is_count(short)
+
+
+def is_count(variable: str) -> bool:
+    """A count by its name: ``n`` followed by a capital letter (``nConstituents``)."""
+    short = canonical_variable(variable).split("_", 1)[-1]
     return len(short) > 1 and short[0] == "n" and short[1].isupper()
 
 

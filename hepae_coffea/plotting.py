@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from .data import canonical_variable
-from .hists import cdf_at, hist_quantile, sigma68_from_hist
-from .metrics import residual_kind, sigma68
+from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, sigma68_from_hist
+from .metrics import is_count, residual_kind, sigma68
 
 __all__ = [
     "atlas_label",
@@ -111,7 +111,8 @@ def save_figure(
 
 
 def _stats_text(mean: float, rms: float, s68: float) -> str:
-    return f"mean  {mean:+.2e}\nRMS   {rms:.2e}\n$\\sigma_{{68}}$   {s68:.2e}"
+    width = f"<= {RESIDUAL_RESOLUTION:.0e}" if 0 <= s68 <= RESIDUAL_RESOLUTION else f"{s68:.2e}"
+    return f"mean  {mean:+.2e}\nRMS   {rms:.2e}\n$\\sigma_{{68}}$   {width}"
 
 
 def _rebin_uniform(h, lo: float, hi: float, nbins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,11 +152,14 @@ def _draw_residual(ax, outputs: Mapping[str, Any], variable: str, kind: str, lab
     widths = [sigma68_from_hist(_residual_hist(d, variable, kind)) for d in outputs.values()]
     finite = [w for w in widths if np.isfinite(w) and w > 0]
     half = 6 * float(np.median(finite)) if finite else 1.0
+    integer = kind == "absolute" and is_count(variable)
+    if integer:  # whole-number differences: one bin per integer, -3 .. 3
+        half = 3.5
     ymax = 1.0
     texts = []
     for name, color, d, s68 in zip(names, colors, outputs.values(), widths, strict=True):
         h = _residual_hist(d, variable, kind)
-        counts, edges = _rebin_uniform(h, -half, half, 60)
+        counts, edges = _rebin_uniform(h, -half, half, 7 if integer else 60)
         total = h.sum(flow=True)
         counts[0] += total * float(cdf_at(h, -half))  # tails shown in the edge bins
         counts[-1] += total * (1.0 - float(cdf_at(h, half)))
@@ -172,7 +176,10 @@ def _draw_residual(ax, outputs: Mapping[str, Any], variable: str, kind: str, lab
     ax.set_yscale("log")
     # headroom for the label and one stats box per dataset (up to four)
     ax.set_ylim(0.5, ymax * 10.0 ** (2.5 + min(len(texts), 4)))
-    ax.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
+    if integer:
+        ax.set_xticks(np.arange(-3, 4))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
     ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.set_xlabel(residual_axis_label(variable, kind), fontsize=15)
     ax.set_ylabel("Jets / bin", fontsize=15)

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .data import canonical_variable
-from .hists import abs_residual_stats, preferred_residual, sigma68_from_hist
+from .hists import (
+    RESIDUAL_RESOLUTION,
+    abs_residual_stats,
+    preferred_residual,
+    sigma68_from_hist,
+)
 from .metrics import residual_kind
 
 __all__ = ["DEFAULT_THRESHOLDS", "OTHER_THRESHOLD", "report_table", "threshold_for", "write_report"]
@@ -88,6 +93,13 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
+def _fmt_width(x: float) -> str:
+    """A residual width; below the histograms' resolution it is only known to be smaller."""
+    if x is not None and 0 <= x <= RESIDUAL_RESOLUTION:
+        return f"<= {RESIDUAL_RESOLUTION:.2g}"
+    return _fmt(x)
+
+
 def write_report(
     outputs: Mapping[str, Any],
     out_dir: str | os.PathLike,
@@ -154,7 +166,7 @@ def write_report(
         for v, r in t["variables"].items():
             lines.append(
                 f"| {v} | {r['kind']} | {_fmt(r['mean'])} | {_fmt(r['rms'])} | "
-                f"{_fmt(r['sigma68'])} | {_fmt(r['q99_abs'])} | {r['frac_beyond_1pct']:.2%} | "
+                f"{_fmt_width(r['sigma68'])} | {_fmt_width(r['q99_abs'])} | {r['frac_beyond_1pct']:.2%} | "
                 f"{r['frac_beyond_5pct']:.2%} | {r['threshold']:g} | **{r['verdict']}** |"
             )
             verdicts.append(r["verdict"])

@@ -274,3 +274,33 @@ def test_cli_plot_errors(results, tmp_path, monkeypatch, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_count_residuals_drawn_per_integer_and_width_below_resolution():
+    from hepae_coffea.hists import make_hists
+    from hepae_coffea.metrics import is_count
+    from hepae_coffea.report import _fmt_width
+
+    assert is_count("nCharged")
+    assert is_count("Jet_nConstituents")
+    assert not is_count("n")
+    assert not is_count("neHEF")
+    d = make_hists({"variables": [{"name": "pt"}, {"name": "nCharged"}], "latent_dim": 2})
+    diffs = np.array([0] * 90 + [1] * 6 + [-1] * 3 + [2], dtype=float)
+    d["residual_abs"].fill(variable="nCharged", residual=diffs)
+    d["residual_moments"].fill(variable="nCharged", kind="absolute", sample=diffs)
+    fig = figure_residual({"qcd": d}, "nCharged", kind="absolute")
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == list(range(-3, 4))
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "<= 6e-08" in texts  # sigma68 of mostly-zero integer residuals: below resolution
+    # the step histogram: one bin per integer with the exact counts
+    (stairs,) = ax.patches
+    data = stairs.get_data()
+    np.testing.assert_array_equal(data.edges, np.arange(-3.5, 4.0))
+    np.testing.assert_allclose(data.values, [0, 0, 3, 90, 6, 1, 0], atol=1e-9)
+    assert _fmt_width(1e-9) == "<= 6e-08"
+    assert _fmt_width(0.0123) == "0.0123"
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
