@@ -212,16 +212,21 @@ def write_truncated(path, events, counts, x, dtypes, bits, comp, level) -> np.nd
         stored[:, i] = c
         cols[v] = ak.unflatten(np.ascontiguousarray(c), counts)
     data = {**events, "Jet": ak.zip(cols)}
+    _write_events(path, data, comp, level)
+    back = read_restored(path)
+    if not np.array_equal(back, stored):
+        raise RuntimeError(f"{path}: values read back differ from those written")
+    return stored
+
+
+def _write_events(path, data: dict, comp: str, level: int) -> None:
+    """Write ``data`` as tree ``Events`` with ZSTD or LZMA at ``level``."""
     codec = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA}[comp](level)
     with uproot.recreate(path, compression=codec) as f:
         f.mktree(
             "Events", {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
         )
         f["Events"].extend(data)
-    back = read_restored(path)
-    if not np.array_equal(back, stored):
-        raise RuntimeError(f"{path}: values read back differ from those written")
-    return stored
 
 
 def layout_floor(path, events, counts, dtypes: dict, comp, level) -> dict:
@@ -229,12 +234,7 @@ def layout_floor(path, events, counts, dtypes: dict, comp, level) -> dict:
     n = int(counts.sum())
     cols = {k: ak.unflatten(np.zeros(n, dt), counts) for k, dt in dtypes.items()}
     data = {**events, "Jet": ak.zip(cols)}
-    codec = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA}[comp](level)
-    with uproot.recreate(path, compression=codec) as f:
-        f.mktree(
-            "Events", {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-        )
-        f["Events"].extend(data)
+    _write_events(path, data, comp, level)
     out = file_sizes(path, n)
     os.unlink(path)
     return out

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-__all__ = ["BLOCK", "cache_info", "get_model", "in_blocks", "model_bytes_sha256"]
+__all__ = ["BLOCK", "block_rows", "cache_info", "get_model", "in_blocks", "model_bytes_sha256"]
 
 #: Jets per model call and torch thread. Blocks that fit the CPU caches run the MLPs about
 #: 3x faster than one call on a 100k-jet chunk (benchmarks/README.md, processor speed).
@@ -45,13 +45,16 @@ def get_model(data: bytes, sha256: str) -> tuple[torch.jit.ScriptModule, bool]:
     return module, True
 
 
-def in_blocks(fn, *arrays: torch.Tensor, block: int | None = None) -> tuple[torch.Tensor, ...]:
-    """Call ``fn`` on consecutive row blocks of ``arrays`` and concatenate each output.
+def block_rows() -> int:
+    """Jets per model call: :data:`BLOCK` per torch intra-op thread."""
+    return BLOCK * max(1, torch.get_num_threads())
 
-    The default block is :data:`BLOCK` rows per torch intra-op thread.
-    """
+
+def in_blocks(fn, *arrays: torch.Tensor, block: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Call ``fn`` on consecutive row blocks of ``arrays`` (default :func:`block_rows`)
+    and concatenate each output."""
     if block is None:
-        block = BLOCK * max(1, torch.get_num_threads())
+        block = block_rows()
     n = arrays[0].shape[0]
     if n <= block:
         out = fn(*arrays)

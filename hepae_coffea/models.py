@@ -143,6 +143,14 @@ def _sample_kl(
     return h, kl
 
 
+def _column_weight(config: ModelConfig, normalizer: Normalizer) -> torch.Tensor:
+    """Loss weight per normalised column from the config's per-variable weights."""
+    w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])
+    if float(w.sum()) <= 0:
+        raise ValueError("at least one variable needs a positive loss weight")
+    return normalizer.column_weight(w)
+
+
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
@@ -179,10 +187,7 @@ class JetAutoencoder(nn.Module):
         enc_out = 2 * n_pre if self.is_vae else n_pre
         self.encoder = _mlp([n_norm, *config.hidden, enc_out], config.activation)
         self.decoder = _mlp([n_pre, *reversed(config.hidden), n_norm], config.activation)
-        w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])
-        if float(w.sum()) <= 0:
-            raise ValueError("at least one variable needs a positive loss weight")
-        self.register_buffer("column_weight", normalizer.column_weight(w))
+        self.register_buffer("column_weight", _column_weight(config, normalizer))
 
     # --- building blocks in normalised space ------------------------------------------
     def _pre_latent(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,7 +246,7 @@ class JetAutoencoder(nn.Module):
         u = self.normalizer(x)
         mean, _ = self._pre_latent(u)
         recon = self._decode_norm(self._unpack(self._pack(mean)))
-        return torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
+        return self._score(u, recon)
 
     @torch.jit.export
     def encode_decode_score(
@@ -252,8 +257,11 @@ class JetAutoencoder(nn.Module):
         mean, _ = self._pre_latent(u)
         z = self._pack(mean)
         recon = self._decode_norm(self._unpack(z))
-        s = torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
-        return z, self.normalizer.inverse(recon), s
+        return z, self.normalizer.inverse(recon), self._score(u, recon)
+
+    def _score(self, u: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """Weighted reconstruction error per jet (squared error; cross entropy for one-hot)."""
+        return torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
 
 
 def build_model(config: ModelConfig, normalizer: Normalizer) -> JetAutoencoder | EventAutoencoder:
@@ -297,10 +305,7 @@ class EventAutoencoder(nn.Module):
         self.decoder = _mlp(
             [n_pre + self.max_jets, *reversed(config.hidden), jm], config.activation
         )
-        w = torch.tensor([float(config.weights.get(v, 1.0)) for v in config.variables])
-        if float(w.sum()) <= 0:
-            raise ValueError("at least one variable needs a positive loss weight")
-        col_w = normalizer.column_weight(w)
+        col_w = _column_weight(config, normalizer)
         self.register_buffer("jet_column_weight", col_w)
         # training loss: every real jet's weighted error, summed over the event's jets
         self.register_buffer("column_weight", col_w.repeat(self.max_jets))

@@ -33,7 +33,7 @@ from hepae_coffea.hists import (
     make_hists,
 )
 from hepae_coffea.metrics import residual_kind, residuals, unphysical_mask
-from hepae_coffea.model_cache import BLOCK, get_model, in_blocks, model_bytes_sha256
+from hepae_coffea.model_cache import block_rows, get_model, in_blocks, model_bytes_sha256
 
 __all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
 
@@ -166,7 +166,7 @@ def compress_decompress_chunk(
                     module.encode_decode_score,
                     torch.from_numpy(xe[has]),
                     torch.from_numpy(me[has].astype(np.float32)),
-                    block=max(BLOCK * max(1, torch.get_num_threads()) // event_jets, 1),
+                    block=max(block_rows() // event_jets, 1),
                 )
             rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
         else:

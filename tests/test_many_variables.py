@@ -32,6 +32,12 @@ def rich_sample(tmp_path_factory):
     return path
 
 
+def _train_cfg(sample, output, **kw) -> TrainConfig:
+    """A short training on ``sample`` with the test's variables."""
+    base = {"batch_size": 256, "preview": False, "tensorboard": False}
+    return TrainConfig(inputs=[str(sample)], output=str(output), variables=VARS, **base, **kw)
+
+
 def test_integer_variables_detected_and_rounded():
     rng = np.random.default_rng(0)
     x = np.stack(
@@ -55,16 +61,7 @@ def test_integer_variables_detected_and_rounded():
 
 @pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 def test_n_to_k_train_run_compress(rich_sample, tmp_path):
-    cfg = TrainConfig(
-        inputs=[str(rich_sample)],
-        output=str(tmp_path / "m7.pt"),
-        variables=VARS,
-        latent_dim=5,
-        epochs=4,
-        batch_size=256,
-        preview=False,
-        tensorboard=False,
-    )
+    cfg = _train_cfg(rich_sample, tmp_path / "m7.pt", latent_dim=5, epochs=4)
     res = train(cfg, progress=False)
     assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
     meta_norm = {t["variable"]: t for t in read_metadata(res.paths["model"])["normalisation"]}
@@ -138,18 +135,14 @@ def test_onehot_transform_round_trip_and_errors():
 @pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 @pytest.mark.parametrize("level", ["jet", "event"])
 def test_onehot_model_trains_runs_and_restores_integers(rich_sample, tmp_path, level):
-    cfg = TrainConfig(
-        inputs=[str(rich_sample)],
-        output=str(tmp_path / "oh.pt"),
-        variables=VARS,
+    cfg = _train_cfg(
+        rich_sample,
+        tmp_path / "oh.pt",
         latent_dim=5 if level == "jet" else 12,
         transforms={"nConstituents": "onehot"},
         level=level,
         event_jets=3,
         epochs=3,
-        batch_size=256,
-        preview=False,
-        tensorboard=False,
     )
     res = train(cfg, progress=False)
     assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
