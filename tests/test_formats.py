@@ -314,3 +314,67 @@ def test_run_format_failure_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "no jets found" in err[0]
+
+
+def test_run_forced_format_mismatch_is_one_line(tmp_path, capsys):
+    rc = main(["run", str(NANO), "--format", "physlite", "-o", str(tmp_path / "x.coffea"), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "ATLAS PHYSLITE layout" in err[0]
+
+
+# --- tables, training, the dask-awkward route -------------------------------------------
+
+
+def test_tables(tmp_path):
+    import pandas as pd
+
+    _, jets = make_jets(30, seed=3)
+    pkl = tmp_path / "all_jets_test_4D.pkl"
+    pd.DataFrame(
+        {"pt": jets["pt"] * 1e3, "eta": jets["eta"], "phi": jets["phi"], "m": jets["mass"] * 1e3}
+    ).to_pickle(pkl)
+    f = detect_format(pkl)
+    assert (f.name, f.units) == ("pickle", "MeV")
+    np.testing.assert_allclose(read_jets(pkl).values[:, 0], jets["pt"])
+    pq = tmp_path / "jets.parquet"
+    ak.to_parquet(ak.Array({f"Jet_{k}": v for k, v in jets.items()}), pq)
+    g = detect_format(pq)
+    assert (g.name, g.prefix, g.units) == ("parquet", "Jet_", "GeV")
+
+
+def test_train_detects_format(opendata2020, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    args = ["train", str(opendata2020[0]), "-o", str(out), "--epochs", "1", "--no-preview", "-q"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "format: ATLAS Open Data 13 TeV (2020) (tree mini, jets jet, MeV -> GeV)" in text
+    meta = read_metadata(out)
+    assert meta["units"] == "GeV"
+    lo, _, hi = meta["training"]["data"]["ranges"]["pt"]
+    _, jets = opendata2020[1], opendata2020[2]
+    assert lo == pytest.approx(jets["pt"].min(), rel=1e-6)  # trained in GeV, not MeV
+    assert hi == pytest.approx(jets["pt"].max(), rel=1e-6)
+
+
+def test_torch_wrapper_physlite_units():
+    import torch
+    from coffea.nanoevents import NanoEventsFactory
+
+    from hepae_coffea.export import load_model
+    from hepae_coffea.processors.torch_wrapper import JetAutoencoderWrapper
+    from hepae_coffea.schemas import jet_branch_filter, schema_class
+
+    f = detect_format(PHYSLITE)
+    events = NanoEventsFactory.from_root(
+        {str(PHYSLITE): f.tree},
+        schemaclass=schema_class(f.schema),
+        mode="eager",
+        iteritems_options={"filter_branch": jet_branch_filter(f.schema, f.collection)},
+    ).events()
+    rec = JetAutoencoderWrapper(units=f.units).reconstruct(events[f.collection])
+    gev = read_jets(PHYSLITE).values
+    with torch.inference_mode():
+        expect = load_model().module(torch.tensor(gev, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(rec, axis=1)), expect, rtol=1e-5, atol=1e-5)
