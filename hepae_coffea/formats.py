@@ -138,12 +138,14 @@ class JetFormat:
 
 
 def resolve_branches(
-    keys: Iterable[str], prefix: str, fmt: str | None = None
+    keys: Iterable[str], prefix: str, fmt: str | None = None, *, complete: bool = True
 ) -> dict[str, str] | None:
     """Find the jet four-vector branches ``prefix + name`` among ``keys``.
 
     Returns ``{canonical variable: branch}`` for every one of pt, eta, phi, mass, E, px,
-    py, pz found, or None unless pt/eta/phi with mass or E, or px/py/pz/E, are present.
+    py, pz found, or None unless pt/eta/phi with mass or E, or px/py/pz/E, are present
+    (with ``complete=False``: unless pt is; the model's variables are checked later, with
+    an error naming the missing one).
     """
     avail = set(keys)
     found: dict[str, str] = {}
@@ -154,6 +156,8 @@ def resolve_branches(
                 break
     polar = all(v in found for v in ("pt", "eta", "phi")) and ("mass" in found or "E" in found)
     cartesian = all(v in found for v in ("px", "py", "pz", "E"))
+    if not complete:
+        return found if "pt" in found else None
     return found if polar or cartesian else None
 
 
@@ -172,7 +176,7 @@ def _physlite(trees, collection: str | None) -> JetFormat | None:
     coll = collection or "Jets"
     bare = coll.removeprefix("Analysis")
     prefix = f"Analysis{bare}AuxDyn."
-    found = resolve_branches(keys, prefix, "physlite")
+    found = resolve_branches(keys, prefix, "physlite", complete=False)
     if found is None:
         return None
     return JetFormat(
@@ -192,7 +196,7 @@ def _nanoaod(trees, collection: str | None) -> JetFormat | None:
     if keys is None:
         return None
     coll = collection or "Jet"
-    found = resolve_branches(keys, coll + "_", "nanoaod")
+    found = resolve_branches(keys, coll + "_", "nanoaod", complete=False)
     if found is None:
         return None
     ids = _present(keys, _NANO_EVENT_ID)
