@@ -378,3 +378,39 @@ def test_torch_wrapper_physlite_units():
     with torch.inference_mode():
         expect = load_model().module(torch.tensor(gev, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(ak.to_numpy(ak.flatten(rec, axis=1)), expect, rtol=1e-5, atol=1e-5)
+
+
+def test_out_of_domain_jets_counted_not_decoded(tmp_path):
+    """pt -20, pt 1e30, a mass of -5 GeV and a NaN: counted per reason, never decoded."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from hepae_coffea.processors.compression import JetCompressionProcessor
+    from hepae_coffea.report import write_report
+    from hepae_coffea.schemas import JetNanoAODSchema
+
+    from .conftest import write_nanoaod
+
+    counts, jets = make_jets(40, seed=8)
+    jets["pt"] = np.clip(jets["pt"], 25, 300)
+    jets["mass"] = np.minimum(jets["mass"], 60)
+    jets["pt"][:4] = [-20.0, 1e30, 100.0, np.nan]
+    jets["mass"][2] = -5.0
+    path = tmp_path / "bad_values.root"
+    write_nanoaod(path, counts, jets)
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"}, schemaclass=JetNanoAODSchema, mode="eager"
+    ).events()
+    out = JetCompressionProcessor().process(events)["dataset"]
+    c = out["counters"]
+    n = int(counts.sum())
+    assert c["jets_out_of_domain_pt_nonpositive"] == 1
+    assert c["jets_out_of_domain_absurd"] == 1
+    assert c["jets_out_of_domain_mass_negative"] == 1
+    assert c["jets_out_of_domain_nonfinite"] == c["jets_nonfinite"] == 1
+    assert c["jets_out_of_domain"] == 4
+    assert c["jets_in_domain"] == n - 4
+    assert out["score_jet"].sum(flow=True) == n - 4  # only in-domain jets were decoded
+    assert out["residual"][{"variable": "pt"}].sum(flow=True) == n - 4
+    report = write_report({"bad": out}, tmp_path / "rep").read_text()
+    assert f"{n - 4} jets decoded and compared, 4 out of domain, not decoded" in report
+    assert "pt nonpositive: 1" in report
