@@ -86,8 +86,11 @@ _TRAIN_OPTS = {
     "--patience": ("patience", int, "early stopping after N epochs without improvement (0: off)"),
     "--max-minutes": ("max_minutes", float, "stop after this many minutes (0: no limit)"),
     "--max-jets": ("max_jets", int, "use at most N jets (0: all)"),
-    "--prefix": ("prefix", str, "jet branch prefix (default Jet_)"),
-    "--tree": ("tree", str, "tree name (default: Events or the only tree)"),
+    "--prefix": ("prefix", str, "jet branch prefix (default: from the detected format)"),
+    "--tree": ("tree", str, "tree name (default: from the detected format)"),
+    "--format": ("format", str, "force the file format (nanoaod, physlite, opendata2020, ...)"),
+    "--units": ("units", str, "energy unit of the files, overriding the format's (MeV or GeV)"),
+    "--collection": ("collection", str, "jet collection (PHYSLITE: Jets or LargeRJets)"),
 }
 
 
@@ -160,6 +163,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import lr_find, train
 
     config = _train_config(args)
+    if not config.prefix:
+        from .formats import detect_format
+        from .train import MODEL_UNITS
+
+        lines = [
+            detect_format(
+                p,
+                fmt=config.format or None,
+                units=config.units or None,
+                collection=config.collection or None,
+                tree=config.tree or None,
+            ).describe(MODEL_UNITS)
+            for p in config.inputs
+        ]
+        for line in dict.fromkeys(lines):
+            print(line)
     if args.lr_find:
         plot = Path(config.output).with_suffix(".lr_find.png")
         _, _, lr = lr_find(config, plot=plot)
@@ -261,6 +280,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --- run --------------------------------------------------------------------------------
 
 
+def _add_format_options(p) -> None:
+    from .formats import FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default=None,
+        help="force the input format instead of detecting it",
+    )
+    p.add_argument(
+        "--units",
+        choices=["MeV", "GeV"],
+        default=None,
+        help="energy unit of the inputs, overriding the format's",
+    )
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser(
         "run", help="compress -> decompress ROOT files with the coffea processor, save hists"
@@ -274,9 +310,14 @@ def _add_run(sub) -> None:
     p.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
     p.add_argument("--maxchunks", type=int, default=None, help="at most N chunks per file")
     p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files")
-    p.add_argument("--schema", choices=["auto", "nanoaod", "base"], default="auto")
-    p.add_argument("--tree", default="Events", help="tree name for plain ROOT file inputs")
-    p.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
+    p.add_argument("--schema", choices=["auto", "nanoaod", "physlite", "base"], default="auto")
+    p.add_argument("--tree", default=None, help="tree name (default: the detected format's)")
+    p.add_argument(
+        "--collection",
+        default=None,
+        help="jet collection / branch prefix (default: the format's; PHYSLITE: Jets or LargeRJets)",
+    )
+    _add_format_options(p)
     p.add_argument(
         "--field",
         action="append",
@@ -323,7 +364,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         status=not args.quiet,
         compress_dir=args.compress_dir,
         latent_bits=args.latent_bits,
+        fmt=args.format,
+        units=args.units,
     )
+    for line in result.format_lines():
+        print(line)
     files = save_output(result.output, args.output, run_info(result, read_metadata(args.model)))
     summary = summarize(result.output, result.seconds)
     Path(args.output).with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
@@ -352,8 +397,17 @@ def _print_run_summary(summary: dict[str, Any]) -> None:
         c = d["counters"]
         print(
             f"\n{dataset}: {c['events']} events, {c['jets']} jets, {c['jets_selected']} selected, "
-            f"{c['jets_nonfinite']} non-finite (dropped), {c['jets_unphysical']} unphysical"
+            f"{c.get('jets_in_domain', c['jets_selected'])} decoded, "
+            f"{c.get('jets_out_of_domain', c['jets_nonfinite'])} out of the model's domain "
+            f"(not decoded), {c['jets_unphysical']} unphysical"
         )
+        reasons = {
+            k.removeprefix("jets_out_of_domain_"): n
+            for k, n in c.items()
+            if k.startswith("jets_out_of_domain_") and n
+        }
+        if reasons:
+            print("  out of domain: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
         if c.get("jets_beyond_event_jets"):
             print(
                 f"  {c['jets_beyond_event_jets']} selected jets beyond the event model's "

@@ -17,12 +17,14 @@ import awkward as ak
 import numpy as np
 
 from .errors import InputFileError, MissingBranchError, NoJetsError
+from .formats import PARQUET_SUFFIXES, PICKLE_SUFFIXES, ROOT_SUFFIXES, JetFormat, detect_format
+from .variables import canonical_variable, convert, normalise_units, spellings
 
 __all__ = [
     "DEFAULT_VARIABLES",
     "JetChunk",
     "JetData",
-    "canonical_variable",
+    "canonical_variable",  # re-exported from hepae_coffea.variables
     "iter_jets",
     "pad_events",
     "read_jets",
@@ -32,30 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES: tuple[str, ...] = ("pt", "eta", "phi", "mass")
 
-#: Accepted spellings of the kinematic variables; the first is the canonical name.
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "pt": ("pt", "pT", "Pt", "PT"),
-    "eta": ("eta", "Eta"),
-    "phi": ("phi", "Phi"),
-    "mass": ("mass", "m", "M", "Mass"),
-    "E": ("E", "e", "energy", "Energy"),
-    "px": ("px", "Px"),
-    "py": ("py", "Py"),
-    "pz": ("pz", "Pz"),
-}
 _DERIVABLE = frozenset({"pt", "eta", "phi", "mass", "E"})
-
-ROOT_SUFFIXES = (".root",)
-PICKLE_SUFFIXES = (".pkl", ".pickle")
-PARQUET_SUFFIXES = (".parquet", ".parq")
-
-
-def canonical_variable(name: str) -> str:
-    """Return the canonical name of a jet variable (``m`` -> ``mass``, ``pT`` -> ``pt``)."""
-    for canon, spellings in _ALIASES.items():
-        if name in spellings:
-            return canon
-    return name
 
 
 @dataclass
@@ -77,6 +56,8 @@ class JetChunk:
     n_nonfinite: int
     source: str
     nonfinite_by_variable: np.ndarray | None = None
+    units: str = "GeV"
+    fmt: JetFormat | None = None
 
 
 @dataclass
@@ -90,6 +71,8 @@ class JetData:
     nonfinite_by_variable: dict[str, int] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     counts: np.ndarray | None = None  # jets per event (jagged inputs), else None
+    units: str = "GeV"  # energy unit of ``values`` (the files' own were converted)
+    formats: tuple[JetFormat, ...] = ()
 
     @property
     def n_jets(self) -> int:
@@ -103,6 +86,8 @@ class JetData:
             "n_jets": self.n_jets,
             "n_events": self.n_events,
             "n_nonfinite_dropped": self.n_nonfinite,
+            "units": self.units,
+            "formats": sorted({f.name for f in self.formats}),
             "ranges": {
                 v: [float(q[0, i]), float(q[1, i]), float(q[2, i])]
                 for i, v in enumerate(self.variables)
@@ -118,8 +103,7 @@ class JetData:
 
 def _find(available: Sequence[str], prefix: str, var: str) -> str | None:
     avail = set(available)
-    names = _ALIASES.get(canonical_variable(var), (var,))
-    for n in (var, *names):
+    for n in spellings(var):
         if prefix + n in avail:
             return prefix + n
     return None
@@ -127,8 +111,10 @@ def _find(available: Sequence[str], prefix: str, var: str) -> str | None:
 
 def _resolve_columns(
     available: Sequence[str], prefix: str, variables: Sequence[str], where: str
-) -> tuple[dict[str, str], bool]:
-    """Map each requested variable to a column; True if px/py/pz/E conversion is needed."""
+) -> tuple[dict[str, str], str]:
+    """Map each requested variable to a column, and say how missing ones are derived:
+    ``""`` (none missing), ``"cartesian"`` (from px/py/pz/E) or ``"polar"`` (the mass or E
+    from pt/eta/phi with E or mass, as the ATLAS Open Data ntuples store E)."""
     mapping: dict[str, str] = {}
     missing: list[str] = []
     for var in variables:
@@ -138,26 +124,57 @@ def _resolve_columns(
         else:
             mapping[var] = col
     if not missing:
-        return mapping, False
+        return mapping, ""
+    derivable = all(canonical_variable(m) in _DERIVABLE for m in missing)
     cartesian = {c: _find(available, prefix, c) for c in ("px", "py", "pz", "E")}
-    if all(canonical_variable(m) in _DERIVABLE for m in missing) and all(cartesian.values()):
+    if derivable and all(cartesian.values()):
         for c, col in cartesian.items():
             mapping["__" + c] = col  # type: ignore[assignment]
-        return mapping, True
+        return mapping, "cartesian"
+    for fourth in ("E", "mass"):
+        polar = {c: _find(available, prefix, c) for c in ("pt", "eta", "phi", fourth)}
+        if derivable and all(polar.values()) and fourth not in map(canonical_variable, missing):
+            for c, col in polar.items():
+                mapping["__" + c] = col  # type: ignore[assignment]
+            return mapping, "polar"
     shown = sorted(a for a in available if a.startswith(prefix)) or sorted(available)
     raise MissingBranchError(
         f"{where}: no branch for jet variable(s) {missing} with prefix {prefix!r} "
-        f"(tried aliases {[prefix + a for m in missing for a in _ALIASES.get(m, (m,))]}); "
-        f"available: {shown[:60]}{' ...' if len(shown) > 60 else ''}"
+        f"(tried aliases {[prefix + a for m in missing for a in spellings(m)]}); "
+        f"available: {shown[:8]}{f' and {len(shown) - 8} more' if len(shown) > 8 else ''}"
     )
 
 
+def polar_mass(pt: np.ndarray, eta: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Jet mass from pt, eta and E: sqrt(E^2 - (pt cosh eta)^2), negative (as ROOT's
+    ``TLorentzVector::M``) when rounding makes E slightly smaller than |p|."""
+    p = np.asarray(pt, np.float64) * np.cosh(np.asarray(eta, np.float64))
+    e = np.asarray(energy, np.float64)
+    m2 = (e - p) * (e + p)
+    return np.sign(m2) * np.sqrt(np.abs(m2))
+
+
+def polar_energy(pt: np.ndarray, eta: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Jet energy from pt, eta and mass: sqrt((pt cosh eta)^2 + m^2)."""
+    p = np.asarray(pt, np.float64) * np.cosh(np.asarray(eta, np.float64))
+    return np.hypot(p, np.asarray(mass, np.float64))
+
+
 def _assemble(
-    columns: dict[str, np.ndarray], mapping: dict[str, str], convert: bool, variables: Sequence[str]
+    columns: dict[str, np.ndarray], mapping: dict[str, str], convert: str, variables: Sequence[str]
 ) -> np.ndarray:
-    """Stack the requested variables, converting from px/py/pz/E with ``vector`` if needed."""
+    """Stack the requested variables, deriving missing ones (see :func:`_resolve_columns`)."""
     derived: dict[str, np.ndarray] = {}
-    if convert:
+    if convert == "polar":
+        pt, eta, phi = (columns[mapping["__" + c]] for c in ("pt", "eta", "phi"))
+        derived = {"pt": pt, "eta": eta, "phi": phi}
+        if "__E" in mapping:
+            derived["E"] = columns[mapping["__E"]]
+            derived["mass"] = polar_mass(pt, eta, derived["E"])
+        else:
+            derived["mass"] = columns[mapping["__mass"]]
+            derived["E"] = polar_energy(pt, eta, derived["mass"])
+    elif convert:
         import vector
 
         v = vector.array(
@@ -184,12 +201,22 @@ def _drop_nonfinite(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keep, bad_per_var.sum(axis=0)
 
 
-def _chunk(values: np.ndarray, counts: np.ndarray | None, source: str) -> JetChunk:
+def _chunk(
+    values: np.ndarray,
+    counts: np.ndarray | None,
+    source: str,
+    variables: Sequence[str],
+    file_units: str,
+    to_units: str,
+    fmt: JetFormat | None = None,
+) -> JetChunk:
+    """Drop non-finite jets (counted) and convert energy-like columns to ``to_units``."""
     keep, bad = _drop_nonfinite(values)
     n_bad = int((~keep).sum())
     if n_bad and counts is not None:
         counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts), axis=1))
-    return JetChunk(values[keep], counts, n_bad, source, bad)
+    out = convert(values[keep], variables, file_units, to_units)
+    return JetChunk(out, counts, n_bad, source, bad, to_units, fmt)
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,10 +252,16 @@ def _open_tree(path: str, tree: str | None):
 
 
 def _iter_root(
-    path: str, variables: Sequence[str], prefix: str, tree: str | None, step_size: str | int
+    path: str,
+    variables: Sequence[str],
+    prefix: str,
+    tree: str | None,
+    step_size: str | int,
+    units: tuple[str, str],
+    fmt: JetFormat | None,
 ) -> Iterator[JetChunk]:
     t = _open_tree(path, tree)
-    mapping, convert = _resolve_columns(list(t.keys()), prefix, variables, f"{path}:{t.name}")
+    mapping, derive = _resolve_columns(list(t.keys()), prefix, variables, f"{path}:{t.name}")
     branches = sorted(set(mapping.values()))
     try:
         for arrays in t.iterate(branches, step_size=step_size, library="ak"):
@@ -238,7 +271,8 @@ def _iter_root(
                 b: ak.to_numpy(ak.flatten(arrays[b]) if jagged else arrays[b]).astype(np.float64)
                 for b in branches
             }
-            yield _chunk(_assemble(cols, mapping, convert, variables), counts, path)
+            values = _assemble(cols, mapping, derive, variables)
+            yield _chunk(values, counts, path, variables, *units, fmt)
     except (OSError, ValueError) as err:
         if isinstance(err, MissingBranchError):
             raise
@@ -249,7 +283,13 @@ def _iter_root(
 # pickles and parquet
 
 
-def _iter_table(path: str, variables: Sequence[str], prefix: str) -> Iterator[JetChunk]:
+def _iter_table(
+    path: str,
+    variables: Sequence[str],
+    prefix: str | None,
+    units: tuple[str, str],
+    fmt: JetFormat | None,
+) -> Iterator[JetChunk]:
     suffix = Path(path).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         import pandas as pd
@@ -262,25 +302,27 @@ def _iter_table(path: str, variables: Sequence[str], prefix: str) -> Iterator[Je
             raise InputFileError(f"{path}: pickle holds a {type(df).__name__}, not a DataFrame")
         columns = [str(c) for c in df.columns]
         # HEPAutoencoders pickles have bare columns (pt, eta, phi, m); allow a prefix too
-        use_prefix = "" if _find(columns, "", variables[0]) else prefix
-        mapping, convert = _resolve_columns(columns, use_prefix, variables, path)
+        use_prefix = prefix if prefix is not None else ""
+        mapping, derive = _resolve_columns(columns, use_prefix, variables, path)
         cols = {c: df[c].to_numpy(dtype=np.float64) for c in set(mapping.values())}
-        yield _chunk(_assemble(cols, mapping, convert, variables), None, path)
+        yield _chunk(
+            _assemble(cols, mapping, derive, variables), None, path, variables, *units, fmt
+        )
         return
     try:
         arr = ak.from_parquet(path)
     except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
         raise InputFileError(f"{path}: cannot be read as parquet ({err})") from None
     fields = list(arr.fields)
-    use_prefix = "" if _find(fields, "", variables[0]) else prefix
-    mapping, convert = _resolve_columns(fields, use_prefix, variables, path)
+    use_prefix = prefix if prefix is not None else ""
+    mapping, derive = _resolve_columns(fields, use_prefix, variables, path)
     names = sorted(set(mapping.values()))
     jagged = arr[names[0]].ndim > 1
     counts = ak.to_numpy(ak.num(arr[names[0]])) if jagged else None
     cols = {
         c: ak.to_numpy(ak.flatten(arr[c]) if jagged else arr[c]).astype(np.float64) for c in names
     }
-    yield _chunk(_assemble(cols, mapping, convert, variables), counts, path)
+    yield _chunk(_assemble(cols, mapping, derive, variables), counts, path, variables, *units, fmt)
 
 
 def pad_events(
@@ -308,11 +350,15 @@ def iter_jets(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     variables: Sequence[str] = DEFAULT_VARIABLES,
     *,
-    prefix: str = "Jet_",
+    prefix: str | None = None,
     tree: str | None = None,
     step_size: str | int = "100 MB",
+    fmt: str | None = None,
+    units: str | None = None,
+    collection: str | None = None,
+    to_units: str = "GeV",
 ) -> Iterator[JetChunk]:
-    """Yield the jets of one or more files chunk by chunk.
+    """Yield the jets of one or more files chunk by chunk, in ``to_units``.
 
     Parameters
     ----------
@@ -320,14 +366,22 @@ def iter_jets(
         ROOT (``.root``), pandas pickle (``.pkl``) or parquet (``.parquet``) files.
     variables : sequence of str
         Jet variables in the order wanted, e.g. ``("pt", "eta", "phi", "mass")``. Aliases
-        (``m``, ``pT``, ``energy``) are accepted; pt/eta/phi/mass/E are computed with
-        ``vector`` from px/py/pz/E branches when the file stores those instead.
-    prefix : str
-        Branch prefix of the jet collection in ROOT and parquet files (``Jet_``).
+        (``m``, ``pT``, ``energy``) are accepted; pt/eta/phi/mass/E are computed from
+        px/py/pz/E branches, and the mass from pt/eta/E, when the file stores those instead.
+    prefix : str, optional
+        Branch prefix of the jet collection (``Jet_``). Without it (and without ``tree``)
+        the format is detected (:func:`hepae_coffea.formats.detect_format`).
     tree : str, optional
-        Tree name; by default ``Events`` or the only tree in the file.
+        Tree name; by default the detected format's tree.
     step_size : str or int
         Chunk size for ``uproot.iterate`` (ROOT files larger than memory stream).
+    fmt, collection : str, optional
+        Force a format (``physlite``, ``nanoaod``, ...) or a jet collection.
+    units : {"MeV", "GeV"}, optional
+        Energy unit of the files, overriding the format's (GeV with an explicit ``prefix``).
+    to_units : str
+        Energy unit of the values yielded (the model's; GeV by default): energy-like
+        columns are converted once, here.
 
     Yields
     ------
@@ -338,32 +392,47 @@ def iter_jets(
         paths = [paths]
     if not paths:
         raise InputFileError("no input files given")
+    to_units = normalise_units(to_units, "to_units")
     for p in paths:
         path = os.fspath(p)
         if not os.path.exists(path):
             raise InputFileError(f"{path}: file not found")
         suffix = Path(path).suffix.lower()
-        if suffix in ROOT_SUFFIXES:
-            yield from _iter_root(path, variables, prefix, tree, step_size)
-        elif suffix in PICKLE_SUFFIXES + PARQUET_SUFFIXES:
-            yield from _iter_table(path, variables, prefix)
-        else:
+        if suffix not in ROOT_SUFFIXES + PICKLE_SUFFIXES + PARQUET_SUFFIXES:
             raise InputFileError(
                 f"{path}: unknown format {suffix!r}; expected one of "
                 f"{ROOT_SUFFIXES + PICKLE_SUFFIXES + PARQUET_SUFFIXES}"
             )
+        found: JetFormat | None = None
+        use_prefix, use_tree = prefix, tree
+        if prefix is None:
+            found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
+            use_prefix, use_tree = found.prefix, found.tree
+            file_units = found.units
+        else:
+            file_units = normalise_units(units or "GeV", "--units")
+        if suffix in ROOT_SUFFIXES:
+            yield from _iter_root(
+                path, variables, use_prefix, use_tree, step_size, (file_units, to_units), found
+            )
+        else:
+            yield from _iter_table(path, variables, use_prefix, (file_units, to_units), found)
 
 
 def read_jets(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     variables: Sequence[str] = DEFAULT_VARIABLES,
     *,
-    prefix: str = "Jet_",
+    prefix: str | None = None,
     tree: str | None = None,
     max_jets: int | None = None,
     step_size: str | int = "100 MB",
+    fmt: str | None = None,
+    units: str | None = None,
+    collection: str | None = None,
+    to_units: str = "GeV",
 ) -> JetData:
-    """Read all (finite) jets of the given files into one array.
+    """Read all (finite) jets of the given files into one array, in ``to_units``.
 
     Same parameters as :func:`iter_jets`; ``max_jets`` stops after that many jets.
     Raises :class:`~hepae_coffea.errors.NoJetsError` when no finite jet is found.
@@ -376,7 +445,21 @@ def read_jets(
     bad_by_var = np.zeros(len(variables), dtype=np.int64)
     sources: list[str] = []
     n = 0
-    for chunk in iter_jets(paths, variables, prefix=prefix, tree=tree, step_size=step_size):
+    formats: list[JetFormat] = []
+    chunks = iter_jets(
+        paths,
+        variables,
+        prefix=prefix,
+        tree=tree,
+        step_size=step_size,
+        fmt=fmt,
+        units=units,
+        collection=collection,
+        to_units=to_units,
+    )
+    for chunk in chunks:
+        if chunk.fmt is not None and chunk.fmt not in formats:
+            formats.append(chunk.fmt)
         parts.append(chunk.values)
         n += len(chunk.values)
         n_bad += chunk.n_nonfinite
@@ -413,4 +496,14 @@ def read_jets(
             f"no finite jets in {[os.fspath(p) for p in paths] if not isinstance(paths, str | os.PathLike) else os.fspath(paths)}"
             f" (variables {list(variables)}; {n_bad} dropped as non-finite)"
         )
-    return JetData(values, variables, n_events, n_bad, by_var, tuple(sources), counts)
+    return JetData(
+        values,
+        variables,
+        n_events,
+        n_bad,
+        by_var,
+        tuple(sources),
+        counts,
+        normalise_units(to_units),
+        tuple(formats),
+    )

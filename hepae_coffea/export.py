@@ -23,8 +23,8 @@ import torch
 
 from . import __version__
 from .atomic import atomic_output
-from .data import canonical_variable
 from .errors import ModelFileError
+from .variables import canonical_variable, unit_label
 
 __all__ = [
     "FORMAT",
@@ -43,21 +43,11 @@ log = logging.getLogger(__name__)
 FORMAT = "hepae-coffea-model"
 FORMAT_VERSION = 1
 METADATA_NAME = "hepae_metadata.json"
-_UNITS = {
-    "pt": "GeV",
-    "mass": "GeV",
-    "E": "GeV",
-    "px": "GeV",
-    "py": "GeV",
-    "pz": "GeV",
-    "eta": "",
-    "phi": "rad",
-}
 
 
 def variable_unit(variable: str) -> str:
     """Unit of a jet variable (GeV for momenta, energies and masses; rad for phi)."""
-    return _UNITS.get(canonical_variable(variable), "")
+    return unit_label(variable)
 
 
 def default_model_path() -> Path:

@@ -14,8 +14,8 @@ import hist
 import numpy as np
 
 from .binning import Log2Binning
-from .data import canonical_variable
-from .metrics import residual_kind
+from .domain import REASONS
+from .variables import canonical_variable, residual_kind, unit_label
 
 __all__ = [
     "COARSE_RESIDUAL_BINNING",
@@ -43,11 +43,10 @@ SCORE_BINNING = Log2Binning(-34, 10, 2)
 SCORE_EDGES = SCORE_BINNING.edges()
 #: residuals with smaller magnitude share the central bin: widths below it read as "< it"
 RESIDUAL_RESOLUTION = 2.0**RESIDUAL_BINNING.lo_exp
-_UNITS = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
 
 
 def _label(variable: str) -> str:
-    unit = _UNITS.get(canonical_variable(variable))
+    unit = unit_label(variable)
     return f"{variable} [{unit}]" if unit else variable
 
 
@@ -132,6 +131,9 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
             "jets_unphysical": 0,
             "model_loads": 0,
             "jets_beyond_event_jets": 0,
+            "jets_in_domain": 0,
+            "jets_out_of_domain": 0,
+            **{f"jets_out_of_domain_{r}": 0 for r in REASONS},
         },
     }
 

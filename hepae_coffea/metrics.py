@@ -7,7 +7,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .data import canonical_variable
+from .variables import (
+    ABSOLUTE_VARIABLES,
+    canonical_variable,
+    is_count,
+    nonnegative_energy,
+    relative_floor,
+    residual_kind,
+    wrap_phi,
+)
 
 __all__ = [
     "ABSOLUTE_VARIABLES",
@@ -19,42 +27,18 @@ __all__ = [
     "unphysical_mask",
 ]
 
-#: Variables whose residual is absolute (rec - orig), not relative.
-ABSOLUTE_VARIABLES = frozenset({"eta", "phi"})
-_NONNEG = frozenset({"pt", "mass", "E"})
-
-
-def residual_kind(variable: str) -> str:
-    """``"absolute"`` or ``"relative"``: the residual a variable is judged by.
-
-    Absolute for eta and phi, for energy fractions (NanoAOD names ending in ``EF``, such as
-    ``chHEF`` or ``muEF``, or in ``Frac``/``Fraction``) and for counts (``n`` + capital
-    letter, e.g. ``nConstituents``): these are often 0, where a relative residual is
-    undefined. Relative otherwise (pt, mass, E, width, ...).
-    """
-    canon = canonical_variable(variable)
-    if canon in ABSOLUTE_VARIABLES or _is_fraction_or_count(canon):
-        return "absolute"
-    return "relative"
-
-
-def _is_fraction_or_count(name: str) -> bool:
-    short = name.split("_", 1)[-1]
-    return short.endswith(("EF", "Frac", "Fraction", "frac", "fraction")) or is_count(short)
-
-
-def is_count(variable: str) -> bool:
-    """A count by its name: ``n`` followed by a capital letter (``nConstituents``)."""
-    short = canonical_variable(variable).split("_", 1)[-1]
-    return len(short) > 1 and short[0] == "n" and short[1].isupper()
-
 
 def residuals(
-    original: np.ndarray, reconstructed: np.ndarray, variables: Sequence[str]
+    original: np.ndarray,
+    reconstructed: np.ndarray,
+    variables: Sequence[str],
+    units: str = "GeV",
 ) -> np.ndarray:
     """Per-jet residuals: (rec - orig)/orig, or rec - orig for eta and phi (phi wrapped).
 
-    Relative residuals of jets with ``orig == 0`` are NaN (and count as non-finite).
+    The jet mass is judged relative to ``max(|orig|, 1 GeV)`` (``units`` says what the
+    values are in): near m = 0 a plain relative residual explodes. Other relative residuals
+    of jets with ``orig == 0`` are NaN (and count as non-finite).
     """
     orig = np.asarray(original, dtype=np.float64)
     rec = np.asarray(reconstructed, dtype=np.float64)
@@ -62,12 +46,14 @@ def residuals(
     for i, v in enumerate(variables):
         d = rec[:, i] - orig[:, i]
         if canonical_variable(v) == "phi":
-            d = (d + math.pi) % (2 * math.pi) - math.pi
+            d = wrap_phi(d)
         if residual_kind(v) == "absolute":
             out[:, i] = d
         else:
+            floor = relative_floor(v, units)
+            den = np.maximum(np.abs(orig[:, i]), floor) if floor > 0 else orig[:, i]
             with np.errstate(divide="ignore", invalid="ignore"):
-                out[:, i] = np.where(orig[:, i] != 0, d / orig[:, i], np.nan)
+                out[:, i] = np.where(den != 0, d / np.where(den != 0, den, 1.0), np.nan)
     return out
 
 
@@ -87,7 +73,7 @@ def unphysical_mask(values: np.ndarray, variables: Sequence[str]) -> np.ndarray:
     bad = ~np.isfinite(v).all(axis=1)
     for i, name in enumerate(variables):
         c = canonical_variable(name)
-        if c in _NONNEG:
+        if nonnegative_energy(c):
             bad |= v[:, i] < 0
         elif c == "phi":
             bad |= np.abs(v[:, i]) > math.pi + 1e-6

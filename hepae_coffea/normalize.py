@@ -29,15 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import canonical_variable
+from .variables import VARIABLES, canonical_variable, nonnegative_energy
 
 __all__ = ["TRANSFORM_KINDS", "Normalizer", "VariableTransform", "choose_transforms"]
 
 TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity", "onehot")
 #: largest one-hot block (values per discrete variable)
 MAX_ONEHOT = 1024
-_LOG_DEFAULT = frozenset({"pt", "mass", "E"})
-_KINEMATIC = frozenset({"pt", "eta", "phi", "mass", "E", "px", "py", "pz"})
+_KINEMATIC = frozenset(VARIABLES)
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def choose_transforms(
         nonneg = bool(x.min() >= 0)
         if var in overrides:
             kind, arg = _parse_override(overrides[var], var)
-        elif canon in _LOG_DEFAULT and nonneg:
+        elif nonnegative_energy(canon) and nonneg:
             kind, arg = "log", None
         elif canon == "phi":
             kind, arg = "angle", None

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import canonical_variable
 from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, sigma68_from_hist
 from .metrics import is_count, residual_kind, sigma68
+from .variables import nonnegative_energy, tex_label, unit_label
 
 __all__ = [
     "atlas_label",
@@ -44,16 +44,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TEX = {"pt": r"p_{T}", "eta": r"\eta", "phi": r"\phi", "mass": "m", "E": "E"}
-_UNIT = {"pt": "GeV", "mass": "GeV", "E": "GeV", "phi": "rad"}
-
 
 def _tex(variable: str) -> str:
-    return _TEX.get(canonical_variable(variable), variable.replace("_", r"\_"))
+    return tex_label(variable)
 
 
 def _var_label(variable: str) -> str:
-    unit = _UNIT.get(canonical_variable(variable))
+    unit = unit_label(variable)
     return f"${_tex(variable)}$" + (f" [{unit}]" if unit else "")
 
 
@@ -61,7 +58,7 @@ def residual_axis_label(variable: str, kind: str | None = None) -> str:
     """Axis label of a variable's residual, e.g. ``(m_rec - m_orig)/m_orig``."""
     t = _tex(variable)
     if (kind or residual_kind(variable)) == "absolute":
-        unit = _UNIT.get(canonical_variable(variable))
+        unit = unit_label(variable)
         return rf"${t}^{{rec}} - {t}^{{orig}}$" + (f" [{unit}]" if unit else "")
     return rf"$({t}^{{rec}} - {t}^{{orig}}) / {t}^{{orig}}$"
 
@@ -283,7 +280,7 @@ def figure_distribution(
         rax.set_ylim(0.8, 1.2)
         rax.set_ylabel("rec / orig")
         rax.set_xlabel(_var_label(variable))
-        if canonical_variable(variable) in ("pt", "mass", "E"):
+        if nonnegative_energy(variable):
             ax.set_xscale("log")
         filled = np.nonzero((o + r) > 0)[0]
         if filled.size:  # show the populated range
@@ -594,7 +591,7 @@ def figure_latent_scan(
         )
         for ax, (i, v) in zip(axes.flat, enumerate(variables), strict=False):
             vals = dec[:, i].reshape(n, n)
-            logc = canonical_variable(v) in ("pt", "mass", "E") and np.all(vals > 0)
+            logc = nonnegative_energy(v) and np.all(vals > 0)
             from matplotlib.colors import LogNorm
 
             mesh = ax.pcolormesh(

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import canonical_variable
 from .hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
@@ -23,6 +22,7 @@ from .hists import (
     sigma68_from_hist,
 )
 from .metrics import residual_kind
+from .variables import canonical_variable
 
 __all__ = ["DEFAULT_THRESHOLDS", "OTHER_THRESHOLD", "report_table", "threshold_for", "write_report"]
 
@@ -89,6 +89,22 @@ def report_table(
     return out
 
 
+def _domain_line(c: Mapping[str, Any]) -> str:
+    """The dataset's out-of-domain count, per reason."""
+    if "jets_out_of_domain" not in c:
+        return "Out-of-domain jets: not counted (results of an older version)."
+    reasons = {
+        k.removeprefix("jets_out_of_domain_"): n
+        for k, n in c.items()
+        if k.startswith("jets_out_of_domain_") and n
+    }
+    per = " (" + ", ".join(f"{r.replace('_', ' ')}: {n}" for r, n in reasons.items()) + ")"
+    return (
+        f"Model's domain: {c.get('jets_in_domain', 0)} jets decoded and compared, "
+        f"{c['jets_out_of_domain']} out of domain, not decoded" + (per if reasons else "") + "."
+    )
+
+
 def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
@@ -140,8 +156,14 @@ def write_report(
             "Residuals: absolute, rec - orig, for eta, phi, energy fractions and counts; "
             "relative, (rec - orig)/orig, for pt, mass and other variables. sigma68 is half "
             "the 16th-84th percentile width. "
+            "The mass residual is relative to max(m, 1 GeV): near m = 0 a plain relative "
+            "residual explodes. "
             "Verdict: PASS when sigma68 <= threshold and no reconstructed jet is unphysical "
-            "(negative pt/mass/E, |phi| > pi, non-finite)."
+            "(negative pt/mass/E, |phi| > pi, non-finite). "
+            "Jets outside the model's domain (non-finite or absurd values, pt <= 0, mass "
+            "below -1% of pt, values beyond the training range by more than its margin) are "
+            "not decoded and not in the residuals: they are counted on their own. "
+            "Values in GeV."
         ),
         "",
     ]
@@ -156,6 +178,8 @@ def write_report(
                 f"selected, {c.get('jets_nonfinite', 0)} non-finite (dropped), "
                 f"{c.get('jets_unphysical', 0)} unphysical reconstructions."
             ),
+            "",
+            _domain_line(c),
             "",
             (
                 "| variable | residual | mean | RMS | sigma68 | 99% of abs | beyond 1% | beyond 5% "

@@ -22,8 +22,9 @@ import numpy as np
 from .atomic import atomic_output
 from .data import _resolve_columns
 from .errors import HepaeError, InputFileError
+from .formats import JetFormat, detect_format, tree_keys
 from .hists import hist_quantile, preferred_residual, sigma68_from_hist
-from .metrics import residual_kind
+from .variables import residual_kind
 
 __all__ = [
     "EXECUTORS",
@@ -54,6 +55,11 @@ class RunResult:
     executor: str
     schema: str
     skipped_files: list[str] = field(default_factory=list)
+    formats: dict[str, JetFormat] = field(default_factory=dict)  # per input file
+
+    def format_lines(self, to_units: str = "GeV") -> list[str]:
+        """The distinct one-line descriptions of the inputs' formats."""
+        return list(dict.fromkeys(f.describe(to_units) for f in self.formats.values()))
 
     @property
     def jets(self) -> int:
@@ -78,9 +84,11 @@ def _read_fileset_file(path: Path) -> dict[str, Any]:
 
 
 def build_fileset(
-    inputs: Sequence[str | os.PathLike] | Mapping[str, Any], tree: str = "Events"
+    inputs: Sequence[str | os.PathLike] | Mapping[str, Any], tree: str | None = None
 ) -> dict[str, dict[str, dict[str, str]]]:
     """Normalise inputs to coffea's fileset form ``{dataset: {"files": {path: tree}}}``.
+
+    A tree of ``""`` (no ``tree`` given) means: the tree of the file's detected format.
 
     ``inputs`` is a fileset mapping, or a list of ROOT files (each its own dataset, named
     after the file) and/or fileset files (``.json``/``.yaml`` in coffea's form; a dataset
@@ -107,9 +115,9 @@ def build_fileset(
         if isinstance(files, str):
             files = [files]
         if isinstance(files, Mapping):
-            fileset[dataset] = {"files": {str(k): str(v or tree) for k, v in files.items()}}
+            fileset[dataset] = {"files": {str(k): str(v or tree or "") for k, v in files.items()}}
         else:
-            fileset[dataset] = {"files": {str(f): tree for f in files}}
+            fileset[dataset] = {"files": {str(f): tree or "" for f in files}}
         if not fileset[dataset]["files"]:
             raise InputFileError(f"dataset {dataset!r} has no files")
     if not fileset:
@@ -117,45 +125,43 @@ def build_fileset(
     return fileset
 
 
-def _check_file(path: str, tree: str, collection: str, wanted: Sequence[str]) -> None:
-    """Open a file and its tree and look for the jet branches the model needs.
+def _check_file(
+    path: str,
+    tree: str,
+    collection: str | None,
+    wanted: Sequence[str],
+    fmt: str | None = None,
+    units: str | None = None,
+) -> JetFormat:
+    """Detect a file's format and look for the jet branches the model needs.
 
-    Raises InputFileError (unreadable file, no tree, no jet collection) or
-    MissingBranchError (a variable's branch is missing), naming the file.
+    Raises InputFileError (unreadable file, no tree, no jets) or MissingBranchError (a
+    variable's branch is missing), naming the file.
     """
-    import uproot
-
-    if "://" not in path and not os.path.exists(path):
-        raise InputFileError(f"{path}: file not found")
-    try:
-        with uproot.open(path) as f:
-            if tree not in f:
-                raise InputFileError(f"{path}: no tree {tree!r}; keys: {f.keys(cycle=False)}")
-            keys = f[tree].keys()
-    except HepaeError:
-        raise
-    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
-        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
-    jets = [k for k in keys if k.startswith(collection + "_")]
-    if not jets:
-        raise InputFileError(
-            f"{path}:{tree}: no branches of jet collection {collection!r} "
-            f"(no '{collection}_*' branch); branches: {keys[:40]}"
-        )
-    _resolve_columns(keys, collection + "_", wanted, f"{path}:{tree}")
+    found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree or None)
+    keys = tree_keys(path, found.tree or "")
+    _resolve_columns(keys, found.prefix, wanted, f"{path}:{found.tree}")
+    return found
 
 
 def _validate(
-    fileset: dict[str, Any], collection: str, wanted: Sequence[str], skip_bad_files: bool
-) -> tuple[dict[str, Any], list[str]]:
+    fileset: dict[str, Any],
+    collection: str | None,
+    wanted: Sequence[str],
+    skip_bad_files: bool,
+    fmt: str | None = None,
+    units: str | None = None,
+) -> tuple[dict[str, Any], list[str], dict[str, JetFormat]]:
     good: dict[str, Any] = {}
     skipped: list[str] = []
+    formats: dict[str, JetFormat] = {}
     for dataset, spec in fileset.items():
         files = {}
         for path, tree in spec["files"].items():
             try:
-                _check_file(path, tree, collection, wanted)
-                files[path] = tree
+                found = _check_file(path, tree, collection, wanted, fmt, units)
+                files[path] = found.tree
+                formats[path] = found
             except InputFileError as err:
                 if not skip_bad_files:
                     raise
@@ -165,7 +171,13 @@ def _validate(
             good[dataset] = {"files": files}
     if not good:
         raise InputFileError("no readable input files left: " + "; ".join(skipped))
-    return good, skipped
+    layouts = {(f.schema, f.collection, f.units) for f in formats.values()}
+    if len(layouts) > 1:
+        shown = "; ".join(f"{p}: {f.describe()}" for p, f in list(formats.items())[:4])
+        raise InputFileError(
+            f"inputs of one run must share a format (schema, jet collection, units); got {shown}"
+        )
+    return good, skipped, formats
 
 
 def choose_schema(path: str, tree: str = "Events") -> str:
@@ -254,13 +266,15 @@ def run(
     maxchunks: int | None = None,
     skip_bad_files: bool = False,
     schema: str | None = None,
-    collection: str = "Jet",
+    collection: str | None = None,
     fields: Mapping[str, str] | None = None,
     pt_min: float | None = None,
     abs_eta_max: float | None = None,
     status: bool = False,
     compress_dir: str | os.PathLike | None = None,
     latent_bits: int | None = None,
+    fmt: str | None = None,
+    units: str | None = None,
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -275,9 +289,16 @@ def run(
         else starts an embedded LocalCluster with ``workers`` worker processes.
     chunksize, maxchunks, skip_bad_files
         Passed to ``coffea.processor.Runner``.
-    schema : {"nanoaod", "base"}, optional
-        Chosen from the first file when omitted (NanoAOD when event-ID branches exist).
-    collection, fields, pt_min, abs_eta_max
+    schema : {"nanoaod", "physlite", "base"}, optional
+        The detected format's schema when omitted.
+    collection : str, optional
+        Jet collection; the detected format's when omitted (``Jet`` in NanoAOD, ``Jets``
+        in PHYSLITE, where ``LargeRJets`` may be chosen).
+    fmt, units : str, optional
+        Force a file format and/or the files' energy unit (see
+        :func:`hepae_coffea.formats.detect_format`); values are converted to the model's
+        units when read.
+    fields, pt_min, abs_eta_max
         Passed to :class:`~hepae_coffea.processors.compression.JetCompressionProcessor`.
     status : bool
         Show coffea's progress bar.
@@ -288,14 +309,14 @@ def run(
     from coffea.nanoevents import BaseSchema
 
     from .processors.compression import JetCompressionProcessor
-    from .schemas import JetNanoAODSchema
+    from .schemas import jet_branch_filter, schema_class
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} not in {EXECUTORS}")
     threads = None if executor == "iterative" else 1
     proc = JetCompressionProcessor(
         model,
-        collection=collection,
+        collection=collection or "Jet",
         fields=fields,
         pt_min=pt_min,
         abs_eta_max=abs_eta_max,
@@ -304,12 +325,16 @@ def run(
         latent_bits=latent_bits,
     )
     wanted = [proc.fields.get(v, v) for v in proc.variables]
-    fs, skipped = _validate(build_fileset(fileset), collection, wanted, skip_bad_files)
-    first_path, first_tree = next(iter(next(iter(fs.values()))["files"].items()))
-    schema = schema or choose_schema(first_path, first_tree)
-    if schema not in ("nanoaod", "base"):
-        raise ValueError(f"schema {schema!r} not in ('nanoaod', 'base')")
-    schema_cls = JetNanoAODSchema if schema == "nanoaod" else BaseSchema
+    fs, skipped, formats = _validate(
+        build_fileset(fileset), collection, wanted, skip_bad_files, fmt, units
+    )
+    first = next(iter(formats.values()))
+    proc.collection = first.collection
+    proc.units = first.units
+    schema = schema or first.schema
+    schema_cls = schema_class(schema)
+    if schema_cls is BaseSchema and first.schema != "base":  # flat branches: Jet_pt, ...
+        proc.collection = first.prefix.rstrip("_")
     with contextlib.ExitStack() as stack:
         if executor == "iterative":
             ex = processor.IterativeExecutor(status=status)
@@ -329,7 +354,9 @@ def run(
         )
         t0 = time.perf_counter()
         try:
-            output = runner(fs, processor_instance=proc, treename=None)
+            keep = jet_branch_filter(schema, proc.collection)
+            options = {"filter_branch": keep} if keep is not None else {}
+            output = runner(fs, processor_instance=proc, treename=None, iteritems_options=options)
         except HepaeError:
             raise
         except Exception as err:
@@ -338,7 +365,7 @@ def run(
                 raise type(cause)(str(cause)) from None
             raise HepaeError(f"processing failed: {err}") from err
         seconds = time.perf_counter() - t0
-    return RunResult(dict(output), seconds, executor, schema, skipped)
+    return RunResult(dict(output), seconds, executor, schema, skipped, formats)
 
 
 # ---------------------------------------------------------------------------------------
@@ -408,6 +435,7 @@ def run_info(result: RunResult, model_metadata: Mapping[str, Any] | None = None)
         "jets": result.jets,
         "jets_per_second": result.jets_per_second,
         "skipped_files": list(result.skipped_files),
+        "formats": result.format_lines(),
     }
     if model_metadata is not None:
         info["model"] = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from coffea.nanoevents import NanoAODSchema
 
-__all__ = ["JetNanoAODSchema"]
+__all__ = ["SCHEMAS", "JetNanoAODSchema", "jet_branch_filter", "schema_class"]
 
 
 class JetNanoAODSchema(NanoAODSchema):
@@ -16,3 +18,43 @@ class JetNanoAODSchema(NanoAODSchema):
     """
 
     warn_missing_crossrefs = False
+
+
+SCHEMAS = ("nanoaod", "physlite", "base")
+
+
+def schema_class(name: str):
+    """The NanoEvents schema class for a schema name (``nanoaod``, ``physlite``, ``base``)."""
+    from coffea.nanoevents import BaseSchema, PHYSLITESchema
+
+    classes = {"nanoaod": JetNanoAODSchema, "physlite": PHYSLITESchema, "base": BaseSchema}
+    if name not in classes:
+        raise ValueError(f"schema {name!r} not in {SCHEMAS}")
+    return classes[name]
+
+
+def _keep_branch(branch, prefixes: tuple[str, ...], names: frozenset[str]) -> bool:
+    from coffea.util import _is_interpretable
+
+    name = branch.name
+    return (name in names or name.startswith(prefixes)) and _is_interpretable(
+        branch, emit_warning=False
+    )
+
+
+def jet_branch_filter(schema: str, collection: str):
+    """``filter_branch`` reading only a jet collection's branches (and the event IDs).
+
+    Real files hold many other collections: PHYSLITE's xAOD containers, which uproot cannot
+    read and coffea warns about on every chunk, and NanoAOD's hundreds of branches, some
+    of which coffea's schema warns about. The processor needs the jets only. The filter
+    is a picklable partial, so it travels to every executor. None for other schemas.
+    """
+    if schema == "physlite":
+        return partial(
+            _keep_branch, prefixes=(f"Analysis{collection}", "EventInfo"), names=frozenset()
+        )
+    if schema == "nanoaod":
+        names = frozenset({"run", "luminosityBlock", "event", f"n{collection}"})
+        return partial(_keep_branch, prefixes=(f"{collection}_",), names=names)
+    return None

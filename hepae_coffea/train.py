@@ -33,10 +33,14 @@ from .export import export_model, variable_unit
 from .metrics import residual_summary, residuals
 from .models import JetAutoencoder, ModelConfig, build_model
 from .normalize import Normalizer, VariableTransform, choose_transforms
+from .variables import check_units
 
 __all__ = ["SCHEDULES", "TrainConfig", "TrainResult", "load_config", "lr_find", "train"]
 
 log = logging.getLogger(__name__)
+
+#: Energy unit of the models trained here (inputs are converted to it when read).
+MODEL_UNITS = "GeV"
 
 SCHEDULES = ("constant", "step", "onecycle")
 _MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
@@ -73,8 +77,11 @@ class TrainConfig:
     patience: int = 0
     max_minutes: float = 0.0
     max_jets: int = 0
-    prefix: str = "Jet_"
+    prefix: str = ""  # "" (and tree ""): the file format is detected
     tree: str = ""
+    format: str = ""  # force a file format (hepae_coffea.formats.FORMATS)
+    units: str = ""  # the files' energy unit, overriding the format's (MeV or GeV)
+    collection: str = ""  # jet collection (PHYSLITE: Jets or LargeRJets)
     preview: bool = True
     tensorboard: bool = True
 
@@ -164,10 +171,17 @@ def _prepare(config: TrainConfig):
     data = read_jets(
         config.inputs,
         config.variables,
-        prefix=config.prefix,
+        prefix=config.prefix or None,
         tree=config.tree or None,
         max_jets=config.max_jets or None,
+        fmt=config.format or None,
+        units=config.units or None,
+        collection=config.collection or None,
+        to_units=MODEL_UNITS,
     )
+    for f in data.formats:
+        log.info("%s: %s", f.source, f.describe(MODEL_UNITS))
+    check_units(data.units, {"units": MODEL_UNITS}, "training data")
     mcfg = config.model_config()
     if mcfg.level == "event":
         if data.counts is None:
@@ -454,6 +468,7 @@ def build_metadata(
         "bottleneck": mcfg.bottleneck,
         "levels": mcfg.levels if mcfg.bottleneck == "packed" else None,
         "latent_dim": mcfg.latent_dim,
+        "units": MODEL_UNITS,
         "variables": [{"name": v, "unit": variable_unit(v)} for v in config.variables],
         "normalisation": [t.to_dict() for t in transforms],
         "unit_range": {"lo": norm.lo.tolist(), "width": norm.width.tolist()},

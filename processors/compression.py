@@ -22,7 +22,8 @@ import torch
 from coffea import processor
 
 from hepae_coffea.binning import add_counts, add_per_column
-from hepae_coffea.data import _assemble, _resolve_columns, canonical_variable, pad_events
+from hepae_coffea.data import _assemble, _resolve_columns, pad_events
+from hepae_coffea.domain import REASONS, Domain, model_domain
 from hepae_coffea.errors import ModelFileError
 from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
 from hepae_coffea.hists import (
@@ -32,8 +33,19 @@ from hepae_coffea.hists import (
     SCORE_BINNING,
     make_hists,
 )
-from hepae_coffea.metrics import residual_kind, residuals, unphysical_mask
+from hepae_coffea.metrics import residuals, unphysical_mask
 from hepae_coffea.model_cache import block_rows, get_model, in_blocks, model_bytes_sha256
+from hepae_coffea.variables import (
+    canonical_variable,
+    check_units,
+    convert,
+    model_units,
+    normalise_units,
+    relative_floor,
+    residual_kind,
+    to_gev,
+    unit_scale,
+)
 
 __all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
 
@@ -59,6 +71,8 @@ class ChunkResult:
     n_nonfinite: int
     model_loaded: bool
     n_beyond: int = 0  # event-level models: selected jets after the leading J (not compressed)
+    out_of_domain: dict[str, int] | None = None  # selected jets not decoded, per reason
+    units: str = "GeV"  # energy unit of original/reconstructed (the model's)
 
     def unflatten(self, values: np.ndarray) -> ak.Array:
         """Map per-jet ``values`` back onto the event structure."""
@@ -91,6 +105,9 @@ def compress_decompress_chunk(
     abs_eta_max: float | None = None,
     where: str = "chunk",
     event_jets: int | None = None,
+    units: str = "GeV",
+    metadata: Mapping[str, Any] | None = None,
+    domain: Domain | None = None,
 ) -> ChunkResult:
     """Run the model over one chunk's jets (vectorised) and return flat and per-event results.
 
@@ -110,7 +127,16 @@ def compress_decompress_chunk(
         ``{model variable: field name}`` where the names differ (e.g. ``{"mass": "m"}``).
         Without pt/eta/phi/mass/E fields, px/py/pz/E are converted with ``vector``.
     pt_min, abs_eta_max : float, optional
-        Jet selection, applied before the model.
+        Jet selection (pt in GeV), applied before the model.
+    units : str
+        Energy unit of the file's values; they are converted to the model's units
+        (``metadata["units"]``, GeV for older models) before anything else.
+    metadata : mapping, optional
+        The model's metadata (units; default: a GeV model).
+    domain : Domain, optional
+        The model's domain: selected jets outside it (and non-finite ones) are not decoded
+        and are counted per reason in ``out_of_domain``. Without it only non-finite jets
+        are left out.
     event_jets : int, optional
         For event-level models: J, the leading jets per event the model takes together;
         the results then cover those jets only (``n_beyond`` counts the others), and
@@ -130,11 +156,16 @@ def compress_decompress_chunk(
         cols = {n: flat(n) for n in set(mapping.values())}
         return _assemble(cols, mapping, convert, wanted)
 
+    meta = dict(metadata or {})
+    m_units = model_units(meta)
     values = read([fields.get(v, v) for v in variables])
+    values = convert(values, variables, normalise_units(units, where), m_units)  # at the boundary
+    values_units = m_units
     n_jets = len(values)
     counts_all = np.zeros(len(events), dtype=np.int64)
-    if available:
-        first = _column(events, collection, prefix, available[0])
+    jagged = [n for n in _resolve_columns(available, prefix, ["pt"], label)[0].values()]
+    if jagged:  # jets per event from a jet variable (not a per-event counter like jet_n)
+        first = _column(events, collection, prefix, jagged[0])
         counts_all = ak.to_numpy(ak.num(first, axis=1)).astype(np.int64)
     keep = np.ones(n_jets, dtype=bool)
     if pt_min is not None or abs_eta_max is not None:
@@ -143,15 +174,22 @@ def compress_decompress_chunk(
             pt, eta = values[:, canon.index("pt")], values[:, canon.index("eta")]
         else:
             pt, eta = read(["pt", "eta"]).T
+            pt = pt * unit_scale(units) / unit_scale(m_units)
         if pt_min is not None:
-            keep &= pt > pt_min
+            keep &= pt > pt_min / unit_scale(m_units)
         if abs_eta_max is not None:
             keep &= np.abs(eta) < abs_eta_max
     n_selected = int(keep.sum())
-    finite = np.isfinite(values).all(axis=1)
-    n_nonfinite = int((keep & ~finite).sum())
-    keep &= finite
+    codes = np.full(n_jets, -1, dtype=np.int8)
+    if domain is not None:
+        codes[keep] = domain.reasons(values[keep])
+    else:
+        codes[keep & ~np.isfinite(values).all(axis=1)] = 0
+    out_of_domain = {r: int((codes == k).sum()) for k, r in enumerate(REASONS)}
+    n_nonfinite = out_of_domain["nonfinite"]
+    keep &= codes < 0
     x = np.ascontiguousarray(values[keep], dtype=np.float32)
+    check_units(values_units, meta, where)  # values enter the model in its own units only
     counts = np.zeros(len(counts_all), dtype=np.int64)
     if n_jets:
         counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts_all), axis=1)).astype(np.int64)
@@ -183,7 +221,20 @@ def compress_decompress_chunk(
         z = np.zeros((0, latent_dim), np.float32)
         rec = np.zeros((0, len(variables)), np.float32)
         s = np.zeros(0, np.float32)
-    return ChunkResult(x, rec, z, s, counts, n_jets, n_selected, n_nonfinite, loaded, n_beyond)
+    return ChunkResult(
+        x,
+        rec,
+        z,
+        s,
+        counts,
+        n_jets,
+        n_selected,
+        n_nonfinite,
+        loaded,
+        n_beyond,
+        out_of_domain,
+        m_units,
+    )
 
 
 def _set_moments(h, i: int, k: int, values: np.ndarray) -> None:
@@ -218,6 +269,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
     torch_threads : int, optional
         Set torch's intra-op threads in the worker (1 avoids oversubscription when several
         worker processes share a machine). None leaves torch's setting alone.
+    units : {"GeV", "MeV"}, optional
+        Energy unit of the input files (GeV when omitted); converted to the model's.
     compress_dir : path, optional
         Also write each chunk's events, jets replaced by latents, as a ROOT file
         ``compress_dir/<dataset>/<file>_<start>_<stop>.root`` (as ``hepae compress`` does,
@@ -238,6 +291,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         latent_bits: int | None = None,
         compression: str = "zstd",
         level: int = 5,
+        units: str | None = None,
     ) -> None:
         if isinstance(model, bytes | bytearray):
             self.model_bytes = bytes(model)
@@ -261,6 +315,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
                 f"{label}: field mapping names {sorted(unknown)}, which are not model "
                 f"variables {self.variables}"
             )
+        self.units = normalise_units(units or "GeV", "units")
+        self.domain = model_domain(self.metadata)
         self.pt_min = pt_min
         self.abs_eta_max = abs_eta_max
         self.torch_threads = torch_threads
@@ -291,6 +347,9 @@ class JetCompressionProcessor(processor.ProcessorABC):
             abs_eta_max=self.abs_eta_max,
             where=where,
             event_jets=self.event_jets,
+            units=self.units,
+            metadata=self.metadata,
+            domain=self.domain,
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
@@ -299,6 +358,11 @@ class JetCompressionProcessor(processor.ProcessorABC):
         c["jets"] = res.n_jets
         c["jets_selected"] = res.n_selected
         c["jets_nonfinite"] = res.n_nonfinite
+        ood = res.out_of_domain or {}
+        c["jets_out_of_domain"] = sum(ood.values())
+        c["jets_in_domain"] = res.n_selected - c["jets_out_of_domain"]
+        for reason, n in ood.items():
+            c[f"jets_out_of_domain_{reason}"] = n
         c["jets_unphysical"] = int(unphysical_mask(res.reconstructed, self.variables).sum())
         c["model_loads"] = int(res.model_loaded)
         c["jets_beyond_event_jets"] = res.n_beyond
@@ -328,12 +392,16 @@ class JetCompressionProcessor(processor.ProcessorABC):
         return {"files": [str(out)], "events": events, "jets": jets}
 
     def _fill(self, out: dict[str, Any], res: ChunkResult) -> None:
-        orig = res.original.astype(np.float64)
-        rec = res.reconstructed.astype(np.float64)
+        # histograms and residuals in GeV, whatever the model's units
+        orig = to_gev(res.original, self.variables, res.units)
+        rec = to_gev(res.reconstructed, self.variables, res.units)
         n = len(orig)
         if n == 0:
             return
         rel = residuals(orig, rec, ["relative"] * len(self.variables))  # relative for all
+        for i, v in enumerate(self.variables):
+            if relative_floor(v) > 0:  # the mass: relative to max(m, 1 GeV)
+                rel[:, i] = residuals(orig[:, [i]], rec[:, [i]], [v])[:, 0]
         absr = residuals(orig, rec, ["eta"] * len(self.variables))  # absolute for all
         canon = [canonical_variable(v) for v in self.variables]
         for i, c in enumerate(canon):

@@ -7,6 +7,14 @@ For analyses built on ``NanoEventsFactory(..., mode="dask")`` or
     rec = wrapper.reconstruct(events.Jet)                   # jagged, like events.Jet
     score = wrapper.reconstruct(events.Jet, output="score") # per-jet anomaly score
 
+    # ATLAS PHYSLITE (MeV): PHYSLITESchema's events.Jets, converted to the model's GeV
+    wrapper = JetAutoencoderWrapper(units="MeV")
+    rec = wrapper.reconstruct(events.Jets)                  # in the model's units (GeV)
+
+:func:`hepae_coffea.formats.detect_format` gives a file's schema, tree, collection and
+units (``fmt.units``). Fields are found by their aliases (PHYSLITE's ``m`` is the mass;
+Open Data's ``E``/``e`` gives the mass from pt, eta and E).
+
 As in coffea, the model is loaded lazily on each worker from the TorchScript file (which
 must be readable at the same path there), never pickled as a live module.
 """
@@ -23,6 +31,14 @@ import numpy as np
 from coffea.ml_tools.torch_wrapper import torch_wrapper
 
 from hepae_coffea.export import check_variables, default_model_path, read_metadata
+from hepae_coffea.variables import (
+    canonical_variable,
+    energy_like,
+    model_units,
+    normalise_units,
+    spellings,
+    unit_scale,
+)
 
 __all__ = ["OUTPUTS", "JetAutoencoderWrapper"]
 
@@ -40,6 +56,10 @@ class JetAutoencoderWrapper(torch_wrapper):
         ``{model variable: field of the jet collection}`` where names differ.
     output : {"reconstructed", "latent", "score"}
         What calling the wrapper returns per jet.
+    units : {"GeV", "MeV"}, optional
+        Energy unit of the jets given (GeV when omitted); energy-like fields are converted
+        to the model's units before the model sees them. Reconstructed values come back in
+        the model's units.
     """
 
     def __init__(
@@ -47,11 +67,15 @@ class JetAutoencoderWrapper(torch_wrapper):
         model: str | os.PathLike | None = None,
         fields: Mapping[str, str] | None = None,
         output: str = "reconstructed",
+        units: str | None = None,
     ) -> None:
         path = str(model) if model is not None else str(default_model_path())
         self.metadata = read_metadata(path)
         self.variables = [v["name"] for v in self.metadata["variables"]]
-        self.fields = {v: (fields or {}).get(v, v) for v in self.variables}
+        self.user_fields = dict(fields or {})
+        self.fields = {v: self.user_fields.get(v, v) for v in self.variables}
+        self.units = normalise_units(units or "GeV", "units")
+        self.factor = unit_scale(self.units) / unit_scale(model_units(self.metadata))
         if output not in OUTPUTS:
             raise ValueError(f"output {output!r} not in {OUTPUTS}")
         self.output = output
@@ -63,11 +87,32 @@ class JetAutoencoderWrapper(torch_wrapper):
         """Fail unless the model's variables are ``requested`` (in order)."""
         check_variables(self.metadata, requested)
 
+    def _field(self, flat: ak.Array, variable: str) -> ak.Array:
+        """A model variable's values from the flat jets, in the model's units."""
+        have = set(flat.fields)
+        names = (self.user_fields[variable],) if variable in self.user_fields else ()
+        for name in (*names, *spellings(variable)):
+            if name in have:
+                x = ak.values_astype(flat[name], np.float64)
+                return x * self.factor if energy_like(variable) and self.factor != 1.0 else x
+        if canonical_variable(variable) == "mass":  # Open Data: E instead of the mass
+            energy = next((n for n in spellings("E") if n in have), None)
+            if energy is not None and {"pt", "eta"} <= have:
+                p = ak.values_astype(flat["pt"], np.float64) * np.cosh(flat["eta"])
+                e = ak.values_astype(flat[energy], np.float64)
+                m2 = (e - p) * (e + p)
+                return np.sign(m2) * np.sqrt(np.abs(m2)) * self.factor
+        raise ValueError(
+            f"{self.torch_jit}: the jets have no field for model variable {variable!r} "
+            f"(tried {list(spellings(variable))}); pass fields={{{variable!r}: name}}"
+        )
+
     def prepare_awkward(self, jets: ak.Array) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Flatten a jagged jet collection to one float32 (n_jets, n_variables) block."""
+        """Flatten a jagged jet collection to one float32 (n_jets, n_variables) block in
+        the model's units."""
         flat = ak.flatten(jets, axis=1)
         cols = [
-            ak.values_astype(flat[self.fields[v]], np.float32)[:, np.newaxis]
+            ak.values_astype(self._field(flat, v), np.float32)[:, np.newaxis]
             for v in self.variables
         ]
         return (ak.concatenate(cols, axis=1),), {}
@@ -99,7 +144,7 @@ class JetAutoencoderWrapper(torch_wrapper):
         """Per-jet results mapped back onto the event structure of ``jets``."""
         wrapper = self
         if output is not None and output != self.output:
-            wrapper = JetAutoencoderWrapper(self.torch_jit, self.fields, output)
+            wrapper = JetAutoencoderWrapper(self.torch_jit, self.user_fields, output, self.units)
         flat = wrapper(jets)
         if isinstance(jets, ak.Array):
             return ak.unflatten(flat, ak.num(jets, axis=1))

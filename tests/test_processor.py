@@ -11,7 +11,7 @@ from coffea.nanoevents import BaseSchema, NanoEventsFactory
 from hepae_coffea import model_cache
 from hepae_coffea.errors import MissingBranchError, ModelFileError
 from hepae_coffea.evaluate import run_model
-from hepae_coffea.export import default_model_path, load_model
+from hepae_coffea.export import default_model_path, load_model, read_metadata
 from hepae_coffea.metrics import residuals
 from hepae_coffea.processors.compression import JetCompressionProcessor, compress_decompress_chunk
 from hepae_coffea.schemas import JetNanoAODSchema
@@ -51,6 +51,19 @@ def test_results_match_direct_model_call(jet_sample):
     assert ak.num(per_event, axis=1).tolist() == counts.tolist()
 
 
+def _in_domain(flat):
+    """The shipped model's domain, by hand (see hepae_coffea.domain)."""
+    rng = read_metadata()["training"]["data"]["ranges"]
+    pad = 0.1 * (rng["eta"][2] - rng["eta"][0])
+    return (
+        (flat[:, 0] >= rng["pt"][0] / 1.1)
+        & (flat[:, 0] <= rng["pt"][2] * 1.1)
+        & (flat[:, 3] <= rng["mass"][2] * 1.1)
+        & (flat[:, 1] >= rng["eta"][0] - pad)
+        & (flat[:, 1] <= rng["eta"][2] + pad)
+    )
+
+
 def test_histograms_and_counters(jet_sample):
     path, counts, jets = jet_sample
     out = _run(path, JetCompressionProcessor())
@@ -59,7 +72,13 @@ def test_histograms_and_counters(jet_sample):
     assert c["jets"] == c["jets_selected"] == counts.sum()
     assert c["jets_nonfinite"] == 0
     assert c["jets_unphysical"] == 0
-    n = int(counts.sum())
+    # the model's domain by hand: within the training ranges +-10% (energies), +-10% of the
+    # range's width (eta); the jets outside are counted, not decoded
+    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    keep = _in_domain(flat)
+    assert c["jets_in_domain"] == int(keep.sum())
+    assert c["jets_out_of_domain"] == c["jets_out_of_domain_outside_training"] == int((~keep).sum())
+    n = int(keep.sum())
     for name in ("residual", "residual_abs"):
         h = out[name]
         assert [ax.name for ax in h.axes] == ["variable", "residual"]
@@ -69,13 +88,15 @@ def test_histograms_and_counters(jet_sample):
     assert dist[{"version": "original"}].sum(flow=True) == n
     assert dist[{"version": "reconstructed"}].sum(flow=True) == n
     assert out["score_jet"].sum(flow=True) == n
-    n_events_with_jets = int((counts > 0).sum())
+    n_events_with_jets = int(
+        np.count_nonzero(ak.to_numpy(ak.sum(ak.unflatten(keep, counts), axis=1)))
+    )
     assert out["score_event_max"].sum(flow=True) == n_events_with_jets
     assert out["score_event_mean"].sum(flow=True) == n_events_with_jets
     assert out["latent"].sum(flow=True) == 3 * n
     assert out["residual_vs_pt"][{"variable": "mass"}].sum(flow=True) == n
     # exact moments agree with a direct computation
-    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    flat = flat[keep]
     _, rec, _ = run_model(load_model(), flat)
     r = residuals(flat.astype(np.float64), rec.astype(np.float64), ["pt", "eta", "phi", "mass"])
     # preferred kinds: relative pt/mass, absolute eta/phi -> compare the matching column
@@ -107,7 +128,11 @@ def test_selection(jet_sample):
         ).sum()
     )
     assert out["counters"]["jets_selected"] == expect
-    assert out["score_jet"].sum(flow=True) == expect
+    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    selected = (flat[:, 0] > 50) & (np.abs(flat[:, 1]) < 1.5)
+    decoded = int((selected & _in_domain(flat)).sum())
+    assert out["counters"]["jets_in_domain"] == decoded
+    assert out["score_jet"].sum(flow=True) == decoded
 
 
 def test_nonfinite_and_zero_jet_chunks(tmp_path):
@@ -198,10 +223,18 @@ def test_fast_fills_equal_hist_fill(jet_sample):
     path, _, _ = jet_sample
     proc = JetCompressionProcessor()
     out = proc.process(_events(path))["test"]
-    res = compress_decompress_chunk(_events(path), proc.model_bytes, proc.sha256, proc.variables, 3)
+    res = compress_decompress_chunk(
+        _events(path),
+        proc.model_bytes,
+        proc.sha256,
+        proc.variables,
+        3,
+        metadata=proc.metadata,
+        domain=proc.domain,
+    )
     orig, rec = res.original.astype(np.float64), res.reconstructed.astype(np.float64)
     variables = ["pt", "eta", "phi", "mass"]
-    rel = residuals(orig, rec, ["relative"] * 4)
+    rel = residuals(orig, rec, ["relative"] * 3 + ["mass"])  # mass: relative to max(m, 1 GeV)
     absr = residuals(orig, rec, ["pt", "eta", "phi", "eta"])
     absr[:, 0], absr[:, 3] = rec[:, 0] - orig[:, 0], rec[:, 3] - orig[:, 3]
     ref = {k: out[k].copy().reset() for k in ("residual", "residual_abs", "residual_vs_pt")}

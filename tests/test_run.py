@@ -235,12 +235,14 @@ def test_save_output_and_summary(iterative_output, tmp_path):
 
 def test_fileset_forms(tmp_path, two_datasets):
     path = next(iter(two_datasets["qcd"]["files"]))
-    assert build_fileset([path]) == {"qcd": {"files": {path: "Events"}}}
+    # no tree given: "" (the detected format's tree is used)
+    assert build_fileset([path]) == {"qcd": {"files": {path: ""}}}
+    assert build_fileset([path], tree="Events") == {"qcd": {"files": {path: "Events"}}}
     fs = tmp_path / "fs.yaml"
     fs.write_text(f"sig:\n  files:\n    {path}: Events\nbkg: [{path}]\n")
     assert build_fileset([fs]) == {
         "sig": {"files": {path: "Events"}},
-        "bkg": {"files": {path: "Events"}},
+        "bkg": {"files": {path: ""}},
     }
     js = tmp_path / "fs.json"
     js.write_text(json.dumps(two_datasets))
@@ -262,7 +264,7 @@ def test_bad_files(tmp_path, two_datasets):
     nojets = tmp_path / "nojets.root"
     with uproot.recreate(nojets) as f:
         f["Events"] = {"run": np.ones(3, np.uint32), "Muon_pt": np.ones(3, np.float32)}
-    with pytest.raises(InputFileError, match=r"no branches of jet collection 'Jet'.*Muon_pt"):
+    with pytest.raises(InputFileError, match=r"nojets\.root: no jets found.*Events:Muon_\*"):
         run([nojets])
 
 
@@ -285,7 +287,7 @@ def test_cli_run(two_datasets, tmp_path, capsys):
         (["run", "missing.root"], "missing.root: file not found"),
         (["run", "{good}", "--model", "{bad}"], "not a hepae-coffea model"),
         (["run", "{good}", "--field", "energy=E"], "field mapping names ['energy']"),
-        (["run", "{good}", "--collection", "FatJet"], "no branches of jet collection 'FatJet'"),
+        (["run", "{good}", "--collection", "FatJet"], "no jets found"),
         (
             ["run", "{good}", "--scheduler", "tcp://127.0.0.1:9"],
             "--scheduler needs --executor dask",
