@@ -8,6 +8,7 @@ mantissa rounding and compress -> decompress round trips. Runs are kept small
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -21,6 +22,11 @@ from hepae_coffea.compress import truncate_mantissa
 from hepae_coffea.hists import COARSE_RESIDUAL_BINNING, PT_BINNING, RESIDUAL_BINNING, SCORE_BINNING
 from hepae_coffea.metrics import residuals, unphysical_mask
 from hepae_coffea.normalize import Normalizer, _wrap_angle, choose_transforms
+
+# tools/mutation.sh: the same examples for every mutant, no database carried between them
+settings.register_profile("mutation", derandomize=True, database=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 SMALL = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TWO_PI = 2.0 * math.pi
