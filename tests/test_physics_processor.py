@@ -8,6 +8,7 @@ numpy on the raw input arrays; nothing here calls the library's residual functio
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -206,3 +207,123 @@ def test_executors_agree_on_spread(sample, models, shifted_output):
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1], rtol=1e-10, atol=1e-16)
     np.testing.assert_allclose(a[2], b[2], rtol=1e-9, atol=1e-16)
+
+
+def test_one_chunk_counters_moments_and_fills(sample, models):
+    """One ``process`` call per model on the whole sample (fast: no Runner), every counter,
+    moment and fill against numpy on the raw inputs."""
+    import awkward as ak
+    from coffea.nanoevents import NanoEventsFactory
+
+    from hepae_coffea.processors.compression import JetCompressionProcessor
+    from hepae_coffea.schemas import JetNanoAODSchema
+
+    path, counts, x = sample
+    n = len(x)
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"},
+        schemaclass=JetNanoAODSchema,
+        mode="eager",
+        metadata={"dataset": "one"},
+    ).events()
+    out = JetCompressionProcessor(models["shifted"]).process(events)["one"]
+    c = out["counters"]
+    assert (c["events"], c["jets"], c["jets_selected"]) == (len(counts), n, n)
+    assert (c["jets_nonfinite"], c["jets_unphysical"], c["jets_beyond_event_jets"]) == (0, 0, 0)
+    count, mean, ssd = _moments(out)
+    rel_pt = 0.02 + 0.5 / x[:, 0].astype(np.float64)
+    np.testing.assert_array_equal(count, n)
+    assert mean[0, 0] == pytest.approx(rel_pt.mean(), rel=1e-5)
+    assert ssd[0, 0] == pytest.approx(((rel_pt - rel_pt.mean()) ** 2).sum(), rel=1e-3)
+    assert mean[1, 1] == pytest.approx(0.003, abs=2e-6)
+    assert mean[2, 1] == pytest.approx(0.45, abs=2e-6)
+    assert mean[3, 0] == pytest.approx(-0.01, abs=2e-7)
+    assert ssd[2, 1] < 1e-8
+    assert ssd[3, 0] < 1e-10
+    # absolute moments of the relative variables: rec - orig
+    assert mean[3, 1] == pytest.approx(-0.01 * x[:, 3].astype(np.float64).mean(), rel=1e-4)
+    for hist_name, v, r in (("residual_abs", "phi", 0.45), ("residual", "mass", -0.01)):
+        h = out[hist_name][{"variable": v}]
+        i = int(np.searchsorted(h.axes[0].edges, r, side="right")) - 1
+        assert h.values()[i] == n, v
+    for v in ("pt", "eta", "phi", "mass"):
+        assert out["residual"][{"variable": v}].sum(flow=True) == n
+        assert out["residual_abs"][{"variable": v}].sum(flow=True) == n
+        vs_pt = out["residual_vs_pt"][{"variable": v}]
+        assert vs_pt.sum(flow=True) == n
+        d = out["distribution"][v]
+        assert d[{"version": "original"}].sum(flow=True) == n
+        assert d[{"version": "reconstructed"}].sum(flow=True) == n
+    # residual vs pt: the pt axis holds the original pt
+    pt_counts = out["residual_vs_pt"][{"variable": "pt"}].values(flow=True).sum(axis=1)
+    pt_edges = out["residual_vs_pt"].axes["pt"].edges
+    expect = np.bincount(
+        np.searchsorted(pt_edges, x[:, 0].astype(np.float64), side="right"),
+        minlength=len(pt_edges) + 1,
+    )
+    np.testing.assert_array_equal(pt_counts, expect)
+    # the original distribution holds the inputs, the reconstructed one the formula
+    rec = expected_reconstruction(x, **SHIFTED).astype(np.float64)
+    for i, v in enumerate(("pt", "eta", "phi", "mass")):
+        d = out["distribution"][v]
+        for version, values in (
+            ("original", x[:, i].astype(np.float64)),
+            ("reconstructed", rec[:, i]),
+        ):
+            edges = d.axes[0].edges
+            got = d[{"version": version}].values(flow=True)
+            ref = np.bincount(
+                np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1
+            )
+            assert abs(got - ref).sum() <= 2, (v, version)  # float32 rounding at an edge
+    # event scores: max and mean of the formula's per-jet score over each event's jets
+    score = np.sum((rec - x.astype(np.float64)) ** 2, axis=1)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    per_event = [score[a:b] for a, b in pairwise(bounds) if b > a]
+    for name, values in (
+        ("score_event_max", [e.max() for e in per_event]),
+        ("score_event_mean", [e.mean() for e in per_event]),
+    ):
+        edges = out[name].axes[0].edges
+        ref = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+        got = out[name].values(flow=True)
+        assert np.abs(np.cumsum(got) - np.cumsum(ref)).max() <= 2, name
+    assert out["score_jet"].sum(flow=True) == n
+    # latents: the inputs themselves, 4 per jet
+    assert out["latent"].sum(flow=True) == 4 * n
+    assert out["latent"][{"dim": 1}].sum() == np.sum(np.abs(x[:, 1]) < 1000)
+
+    # unphysical reconstructions, counted jet by jet
+    for model, bad in (
+        ("negative_pt", x[:, 0] - np.float32(40.0) < 0),
+        ("phi_unwrapped", np.abs(x[:, 2] + np.float32(0.9)) > math.pi),
+    ):
+        o = JetCompressionProcessor(models[model]).process(events)["one"]
+        assert o["counters"]["jets_unphysical"] == int(bad.sum()), model
+
+    # selection before the model
+    o = JetCompressionProcessor(models["identity"], pt_min=50.0, abs_eta_max=1.5).process(events)
+    keep = (x[:, 0] > 50) & (np.abs(x[:, 1]) < 1.5)
+    assert o["one"]["counters"]["jets_selected"] == int(keep.sum())
+    assert o["one"]["score_jet"].sum(flow=True) == int(keep.sum())
+
+    # non-finite inputs: counted (per jet) and left out of every histogram
+    bad = x.copy()
+    bad[[0, 3], 0] = np.nan
+    bad[3, 2] = np.inf
+    bad[7, 3] = -np.inf
+    arrays = ak.Array(
+        {
+            "Jet": ak.zip(
+                {
+                    v: ak.unflatten(bad[:, i], counts)
+                    for i, v in enumerate(("pt", "eta", "phi", "mass"))
+                }
+            )
+        }
+    )
+    o = JetCompressionProcessor(models["identity"]).process(arrays)["dataset"]
+    assert o["counters"]["jets_nonfinite"] == 3
+    assert o["counters"]["jets"] == n
+    assert o["score_jet"].sum(flow=True) == n - 3
+    assert _moments(o)[0][0, 0] == n - 3

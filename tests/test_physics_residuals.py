@@ -155,6 +155,12 @@ def test_residual_summary_hand_worked():
     assert pt["mean"] == pytest.approx(0.075)  # (0.1 - 0.1 + 0.3 + 0) / 4
     assert pt["rms"] == pytest.approx(math.sqrt((0.01 + 0.01 + 0.09) / 4))
     assert pt["frac_above_1pct"] == 0.75
+    # |r| sorted: 0, 0.1, 0.1, 0.3; the 99th percentile sits 0.97 of the way from 0.1 to 0.3
+    assert pt["q99_abs"] == pytest.approx(0.1 + 0.97 * 0.2)
+    # r sorted: -0.1, 0, 0.1, 0.3; percentiles at positions 3 * 0.1587 and 3 * 0.8413
+    lo = -0.1 + (3 * 0.15865525393145708) * 0.1
+    hi = 0.1 + (3 * 0.8413447460685429 - 2) * 0.2
+    assert pt["sigma68"] == pytest.approx(0.5 * (hi - lo))
     assert pt["frac_above_5pct"] == 0.75
     assert pt["n_nonfinite"] == 0
     eta = s["eta"]
