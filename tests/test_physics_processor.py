@@ -19,6 +19,7 @@ from hepae_coffea.run import run
 from .conftest import make_jets, write_nanoaod
 from .known_model import expected_reconstruction, export_known_model
 
+VARS = ("pt", "eta", "phi", "mass")
 SHIFTED = {
     "pt_scale": 1.02,
     "pt_shift": 0.5,
@@ -289,9 +290,16 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
         got = out[name].values(flow=True)
         assert np.abs(np.cumsum(got) - np.cumsum(ref)).max() <= 2, name
     assert out["score_jet"].sum(flow=True) == n
-    # latents: the inputs themselves, 4 per jet
+    # latents: the inputs themselves, 4 per jet; every pair among the first four filled
     assert out["latent"].sum(flow=True) == 4 * n
     assert out["latent"][{"dim": 1}].sum() == np.sum(np.abs(x[:, 1]) < 1000)
+    pairs = out["latent_pairs"]
+    assert list(pairs.axes["pair"]) == ["0-1", "0-2", "0-3", "1-2", "1-3", "2-3"]
+    for name in pairs.axes["pair"]:
+        assert pairs[{"pair": name}].sum(flow=True) == n, name
+    lo, hi = pairs.axes["zx"].edges[[0, -1]]
+    inside = (x[:, 1] >= lo) & (x[:, 1] < hi) & (x[:, 3] >= lo) & (x[:, 3] < hi)
+    assert pairs[{"pair": "1-3"}].sum() == int(inside.sum())
 
     # unphysical reconstructions, counted jet by jet
     for model, bad in (
@@ -300,6 +308,30 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     ):
         o = JetCompressionProcessor(models[model]).process(events)["one"]
         assert o["counters"]["jets_unphysical"] == int(bad.sum()), model
+
+    # massless jets: the relative mass residual is undefined, so not counted (the absolute is)
+    massless = x.copy()
+    massless[:, 3] = 0.0
+    arrays = ak.Array(
+        {"Jet": ak.zip({v: ak.unflatten(massless[:, i], counts) for i, v in enumerate(VARS)})}
+    )
+    o = JetCompressionProcessor(models["identity"]).process(arrays)["dataset"]
+    count, mean, _ = _moments(o)
+    assert (count[3, 0], count[3, 1], count[0, 0]) == (0, n, n)
+    assert mean[3, 0] == 0.0
+    assert o["residual"][{"variable": "mass"}].sum(flow=True) == 0
+    assert o["residual_abs"][{"variable": "mass"}].sum(flow=True) == n
+
+    # the worker's torch threads are set as asked
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        JetCompressionProcessor(models["identity"], torch_threads=1).process(events)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
     # selection before the model
     o = JetCompressionProcessor(models["identity"], pt_min=50.0, abs_eta_max=1.5).process(events)

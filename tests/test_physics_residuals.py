@@ -172,3 +172,19 @@ def test_residual_summary_hand_worked():
     assert s["mass"]["n_nonfinite"] == 1
     assert s["mass"]["mean"] == 0.0
     assert s["_jets"] == {"n": 4, "unphysical": 1}  # the NaN eta
+
+
+def test_unphysical_phi_tolerance_is_exact():
+    """|phi| up to pi + 1e-6 is physical (float32 rounding of pi), one float more is not."""
+    edge = math.pi + 1e-6
+    rows = np.array([[edge], [-edge], [np.nextafter(edge, 4.0)], [-np.nextafter(edge, 4.0)]])
+    assert unphysical_mask(rows, ["phi"]).tolist() == [False, False, True, True]
+
+
+def test_residual_fractions_are_strictly_above_the_cut():
+    # residuals of exactly 1% and 5% (1/100 and 5/100 are the floats 0.01 and 0.05)
+    orig = np.full((4, 1), 100.0)
+    rec = np.array([[101.0], [105.0], [99.0], [100.5]])
+    s = residual_summary(orig, rec, ["pt"])["pt"]
+    assert s["frac_above_1pct"] == 0.25  # only the 5% one
+    assert s["frac_above_5pct"] == 0.0
