@@ -1,4 +1,4 @@
-"""Event-level vs jet-level autoencoder compression on the same events (issue 5 of 5).
+"""Event-level vs jet-level autoencoder compression on the same events.
 
 Usage::
 

@@ -704,7 +704,9 @@ def _description(res: dict) -> str:
     per_model = "; ".join(
         f"`{name}`: k = {m['latent_dim']}, {m['treatment']}, hidden "
         f"{'-'.join(str(h) for h in m['hidden'])}, {m['parameters']:,} parameters, "
-        f"{m['epochs_run']} epochs ({m['stop_reason']}), {m['train_seconds']:.0f} s"
+        f"{m['epochs_run']} epochs"
+        + (f" (stopped: {m['stop_reason']})" if m["stop_reason"] != "epochs" else "")
+        + f", {m['train_seconds']:.0f} s"
         + (f", trained on {', '.join(f'`{i}`' for i in m['inputs'])}" if m.get("inputs") else "")
         for name, m in models.items()
     )
