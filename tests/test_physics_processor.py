@@ -255,7 +255,14 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
         d = out["distribution"][v]
         assert d[{"version": "original"}].sum(flow=True) == n
         assert d[{"version": "reconstructed"}].sum(flow=True) == n
-    # residual vs pt: the pt axis holds the original pt
+    # residual vs pt: the residual axis holds each variable's preferred residual
+    # (absolute for phi: all in the coarse bin of +0.45; relative for mass: of -0.01)
+    for v, r in (("phi", 0.45), ("mass", -0.01)):
+        vs = out["residual_vs_pt"][{"variable": v}]
+        per_residual = vs.values(flow=True).sum(axis=0)
+        i = int(np.searchsorted(vs.axes["residual"].edges, r, side="right"))  # flow index
+        assert per_residual[i] == n, v
+    # the pt axis holds the original pt
     pt_counts = out["residual_vs_pt"][{"variable": "pt"}].values(flow=True).sum(axis=1)
     pt_edges = out["residual_vs_pt"].axes["pt"].edges
     expect = np.bincount(
@@ -321,6 +328,14 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     assert mean[3, 0] == 0.0
     assert o["residual"][{"variable": "mass"}].sum(flow=True) == 0
     assert o["residual_abs"][{"variable": "mass"}].sum(flow=True) == n
+
+    # a chunk with a single jet is filled like any other
+    one = ak.Array({"Jet": ak.zip({v: ak.unflatten(x[:1, i], [1]) for i, v in enumerate(VARS)})})
+    o = JetCompressionProcessor(models["shifted"]).process(one)["dataset"]
+    assert o["counters"]["jets"] == 1
+    assert o["score_jet"].sum(flow=True) == 1
+    assert o["residual"][{"variable": "pt"}].sum(flow=True) == 1
+    assert _moments(o)[0][0, 0] == 1
 
     # the worker's torch threads are set as asked
     import torch
