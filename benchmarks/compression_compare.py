@@ -42,6 +42,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import provenance
 import torch
 import uproot
 
@@ -596,6 +597,7 @@ def main() -> None:
             figure(res["rows"], "qcd", args.figure)
         return
     torch.set_num_threads(1)
+    begin = provenance.start()
     samples = dict(s.split("=", 1) for s in args.sample)
     signals = dict(s.split("=", 1) for s in args.signal)
     models = dict(m.split("=", 1) for m in args.model) or {"default": str(default_model_path())}
@@ -797,6 +799,7 @@ def main() -> None:
                 flush=True,
             )
 
+    result["provenance"] = provenance.provenance(begin)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     if args.figure and "qcd" in samples:

@@ -1,4 +1,4 @@
-"""Event-level vs jet-level autoencoder compression on the same events (issue 5 of 5).
+"""Event-level vs jet-level autoencoder compression on the same events.
 
 Usage::
 
@@ -50,6 +50,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import provenance
 import torch
 import uproot
 from scipy.stats import rankdata
@@ -428,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
         "wall_seconds": round(time.time() - t_start, 1),
     }
+    result["provenance"] = provenance.provenance(
+        {"loadavg_start": result["machine"]["loadavg_start"]}
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

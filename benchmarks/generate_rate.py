@@ -13,8 +13,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
+
+import provenance
 
 from hepae_coffea.generate import PROCESSES, generate
 
@@ -25,7 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--process", default="qcd", choices=sorted(PROCESSES))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--out", default="", help="also write the figures here (JSON)")
     args = parser.parse_args(argv)
+    begin = provenance.start()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.root"
@@ -48,6 +53,22 @@ def main(argv: list[str] | None = None) -> None:
         share = 100.0 * seconds / summary.seconds
         rate = summary.n_events / seconds if seconds > 0 else float("inf")
         print(f"  {name:8s} {seconds:7.3f} s  {share:5.1f} %  ({rate:9.0f} events/s alone)")
+    if args.out:
+        result = {
+            "process": summary.process,
+            "seed": args.seed,
+            "batch_size": args.batch_size,
+            "events": summary.n_events,
+            "jets": summary.n_jets,
+            "file_bytes": size,
+            "seconds": summary.seconds,
+            "events_per_second": summary.events_per_second,
+            "timings": summary.timings,
+            "provenance": provenance.provenance(begin),
+        }
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print("wrote", args.out)
 
 
 if __name__ == "__main__":

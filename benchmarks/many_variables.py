@@ -38,6 +38,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import provenance
 import torch
 import uproot
 
@@ -67,7 +68,7 @@ CONTINUOUS = tuple(v for v in VARS if v not in INTEGERS)
 EVENT_BRANCHES = ("run", "luminosityBlock", "event")
 COMPRESSIONS = {"zstd": 5, "lzma": 9}
 FIG_VARS = ("pt", "eta", "mass", "width", "ptD", "neHEF")
-MD_TITLE = "## Many variables: N -> k and one-hot encoding (issue 5 of 5)"
+MD_TITLE = "## Many variables: N -> k and one-hot encoding"
 
 
 # --------------------------------------------------------------------------------------
@@ -272,6 +273,7 @@ def model_info(path: str) -> dict:
         },
         "normalisation": {v: t["kind"] for v, t in norm.items()},
         "command": cmd,
+        "inputs": list(cfg["inputs"]),
     }
 
 
@@ -693,6 +695,37 @@ def figure(res: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _description(res: dict) -> str:
+    """What this run compared, from the results themselves (variables, models, training
+    and the machine state recorded in its provenance)."""
+    cfg = res["config"]
+    variables = cfg["variables"]
+    models = res["models"]
+    per_model = "; ".join(
+        f"`{name}`: k = {m['latent_dim']}, {m['treatment']}, hidden "
+        f"{'-'.join(str(h) for h in m['hidden'])}, {m['parameters']:,} parameters, "
+        f"{m['epochs_run']} epochs"
+        + (f" (stopped: {m['stop_reason']})" if m["stop_reason"] != "epochs" else "")
+        + f", {m['train_seconds']:.0f} s"
+        + (f", trained on {', '.join(f'`{i}`' for i in m['inputs'])}" if m.get("inputs") else "")
+        for name, m in models.items()
+    )
+    prov = res.get("provenance")
+    where = (
+        f"Measured at commit {str(prov['commit'])[:12]}{' (with local changes)' if prov['dirty'] else ''} "
+        f"on {prov['date_end'][:10]}, {prov['machine']['cpus']} CPUs, 1-min load "
+        f"{prov['loadavg_start'][0]} at the start and {prov['loadavg_end'][0]} at the end."
+        if prov
+        else "This results file records no provenance (commit, date, load)."
+    )
+    return (
+        f"{len(variables)} jet variables (N = {len(variables)}: {', '.join(variables)}) "
+        f"compressed to k latents by {len(models)} model(s): {per_model}. Everything below is "
+        f"measured on the held-out `{cfg['test']}` ({cfg['jets']:,} jets). Training times are "
+        f"wall-clock seconds as recorded in each model file, not a speed measurement. {where}"
+    )
+
+
 def markdown(res: dict, previous: str) -> str:
     cmds = "\n".join(m["command"] for m in res["models"].values())
     models = " ".join(f"--model {k}={m['path']}" for k, m in res["models"].items())
@@ -700,28 +733,7 @@ def markdown(res: dict, previous: str) -> str:
     text = [
         MD_TITLE,
         "",
-        (
-            "Thirteen jet variables (N = 13: pt, eta, phi, mass, nConstituents, nCharged, chHEF, "
-            "neHEF, chEmEF, neEmEF, muEF, width, ptD) compressed to k latents, for two values of "
-            "k and two treatments of the two integer counts: the default (standardised, decoded "
-            "and rounded to whole numbers) and one-hot (`--transform VAR=onehot`, decoded as the "
-            "most probable value, trained with cross entropy). Models trained on "
-            "`samples/qcd_train.root` (170,942 jets), everything below measured on the held-out "
-            f"`{cfg['test']}`."
-        ),
-        "",
-        (
-            "Why k = 6 and k = 10: the five energy fractions sum to 1, so a jet has 12 free "
-            "numbers; the packed bottleneck carries two channels (coarse and fine) per "
-            "latent, so k = 6 is the smallest k with as many channels as free numbers, and "
-            "k = 10 keeps the shipped 4 -> 3 model's ratio of channels to variables "
-            "(2·10/13 ≈ 1.5 = 2·3/4). Both treatments use the same seed, architecture "
-            "(13 inputs, 128-128 SiLU, packed bottleneck, MSE, lr 3e-3, batch 1024) and a "
-            "fixed one-cycle schedule of 200 epochs. The four models were trained two at a "
-            "time with one torch thread each on the shared 2-core machine (another "
-            "helper's trainings ran beside them), so the train seconds are wall-clock times under "
-            "load, not a speed measurement."
-        ),
+        _description(res),
         "",
         "```bash",
         cmds,
@@ -766,7 +778,9 @@ def main() -> None:
         if not args.model:
             ap.error("give at least one --model name=path")
         args.model = [m.split("=", 1) for m in args.model]
+        begin = provenance.start()
         res = run(args)
+        res["provenance"] = provenance.provenance(begin)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(res, indent=1))
     print(tables(res))

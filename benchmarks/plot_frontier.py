@@ -8,7 +8,7 @@ One panel per variable: x is which variable had its loss weight raised to 4 (``n
 the unweighted run), y is the held-out sigma68 (relative for pt and mass, absolute for eta
 and phi), log scale. Two series: the packed-bottleneck default family (``default``,
 ``default_w{var}4``) and the plain-bottleneck family (``default_plain``, ``plain_w{var}4``).
-Dashed: the issue's target; dotted: the ``hepae_reference`` row when present.
+Dashed: the quality target; dotted: the ``hepae_reference`` row when present.
 """
 
 from __future__ import annotations

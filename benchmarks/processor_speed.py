@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import provenance
 import torch
 
 from hepae_coffea.export import default_model_path, export_model, load_model, read_metadata
@@ -1107,6 +1108,9 @@ def main(argv: list[str] | None = None) -> None:
     results["info"]["code_after"] = code_state()
     if results["info"]["code_after"] != info["code_before"]:
         print("WARNING: library files changed during the benchmark; rerun")
+    results["provenance"] = provenance.provenance(
+        {"loadavg_start": info["state_before"]["loadavg"]}
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1))

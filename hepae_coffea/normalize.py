@@ -168,7 +168,11 @@ def choose_transforms(
 def _wrap_angle(x: torch.Tensor) -> torch.Tensor:
     """Wrap into (-pi, pi]; values already inside are returned unchanged (bit for bit)."""
     two_pi = 2.0 * math.pi
-    return x - two_pi * torch.ceil((x - math.pi) / two_pi)
+    r = x - two_pi * torch.ceil((x - math.pi) / two_pi)
+    # the rounding of the product can leave r just outside: fold it back (exact steps)
+    r = torch.where(r > math.pi, r - two_pi, r)
+    r = torch.where(r <= -math.pi, r + two_pi, r)
+    return torch.where((x > -math.pi) & (x <= math.pi), x, r)
 
 
 class Normalizer(nn.Module):

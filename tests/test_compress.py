@@ -12,10 +12,10 @@ from hepae_coffea.cli import main
 from hepae_coffea.compress import compress, decompress, read_compression_info, truncate_mantissa
 from hepae_coffea.errors import HepaeError, InputFileError, ModelFileError
 from hepae_coffea.export import default_model_path
-from hepae_coffea.metrics import residuals
 from hepae_coffea.run import run
 
 from .conftest import make_jets, write_nanoaod
+from .rootfile import ALGORITHM_TAG, basket_tags
 
 KIN = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
 
@@ -98,7 +98,10 @@ def test_restored_residuals_equal_the_processors(source, tmp_path):
     _, r = _arrays(rest)
     orig = np.stack([ak.to_numpy(ak.flatten(o[k])) for k in KIN], axis=1).astype(np.float64)
     rec = np.stack([ak.to_numpy(ak.flatten(r[k])) for k in KIN], axis=1).astype(np.float64)
-    res = residuals(orig, rec, ["pt", "eta", "phi", "mass"])
+    # expected residuals with plain numpy: relative pt, phi difference wrapped by complex phase
+    res = np.empty_like(orig)
+    res[:, 0] = (rec[:, 0] - orig[:, 0]) / orig[:, 0]
+    res[:, 2] = np.angle(np.exp(1j * (rec[:, 2] - orig[:, 2])))
     out = run([source], chunksize=300).output["source"]
     h = out["residual"][{"variable": "pt"}].copy().reset()
     h.fill(res[:, 0])
@@ -119,9 +122,12 @@ def test_latent_bits_and_compression_options(source, tmp_path):
     _, arr = _arrays(tmp_path / "t8.root")
     z = ak.to_numpy(ak.flatten(arr["Jet_z0"])).view(np.uint32)
     assert np.all(z & ((1 << 15) - 1) == 0)
+    assert basket_tags(tmp_path / "t8.root") == {ALGORITHM_TAG["lzma"]}
     for algo in ("zlib", "lz4"):
         s = compress(source, tmp_path / f"{algo}.root", compression=algo, level=1)
-        assert s.bytes_out > 0
+        # the baskets' own headers name the algorithm that compressed them
+        assert basket_tags(tmp_path / f"{algo}.root") == {ALGORITHM_TAG[algo]}
+        assert s.bytes_out == (tmp_path / f"{algo}.root").stat().st_size
     info, _ = read_compression_info(tmp_path / "t8.root")
     assert info["latent_bits"] == 8
 

@@ -5,7 +5,6 @@ import json
 import matplotlib as mpl
 import numpy as np
 import pytest
-import torch
 
 from hepae_coffea.cli import main
 from hepae_coffea.export import load_model
@@ -134,20 +133,29 @@ def test_latent_figures(results):
     assert len(figure_latent_pairs(out["qcd"], "qcd").axes) >= 3  # 3 pairs (+ colorbars)
 
 
-def test_latent_scan_decodes_the_grid(results):
-    out, _ = results
-    model = load_model()
-    fig = figure_latent_scan(model, out["qcd"], n=8)
-    mesh = fig.axes[0].collections[0]
-    arr = np.asarray(mesh.get_array()).reshape(8, 8)
-    # recompute one grid point independently
-    xs = mesh.get_coordinates()[0, :, 0] if hasattr(mesh, "get_coordinates") else None
-    assert arr.shape == (8, 8)
-    assert np.all(arr > 0)
-    if xs is not None:
-        assert len(xs) >= 8
-    z = torch.tensor([[0.3, 0.4, 0.5], [0.3, 0.4, 0.6]])
-    assert model.module.decode(z).shape == (2, 4)
+def test_latent_scan_decodes_the_grid(tmp_path):
+    """With a model whose latents are (pt, eta, phi, mass) and whose decoder is a known
+    formula, every grid point of the scan is known: panel i shows variable i's formula."""
+    from .known_model import export_known_model
+
+    path = export_known_model(tmp_path / "known.pt", pt_scale=2.0, eta_shift=0.5)
+    model = load_model(path)
+    n = 8
+    lo, hi = model.metadata["latent_range"]
+    xs = np.linspace(lo, hi, n)  # no histogram given: the model's latent range
+    mid = 0.5 * (lo + hi)  # the other dimensions at the middle of the range
+    for dims in ((0, 1), (3, 1)):
+        fig = figure_latent_scan(model, None, dims=dims, n=n)
+        axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        panels = [np.asarray(ax.collections[0].get_array()).reshape(n, n) for ax in axes]
+        gx, gy = np.meshgrid(xs, xs)  # rows: second dimension, columns: first
+        z = np.full((4, n, n), mid)
+        z[dims[0]], z[dims[1]] = gx, gy
+        z = z.astype(np.float32).astype(np.float64)
+        expect = [2.0 * z[0], z[1] + 0.5, np.angle(np.exp(1j * z[2])), z[3]]
+        for i, (got, want) in enumerate(zip(panels, expect, strict=True)):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4, err_msg=f"{dims} {i}")
+        assert axes[0].get_xlim() == pytest.approx((lo, hi))
 
 
 def test_training_figures(tmp_path):

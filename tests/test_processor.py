@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -98,25 +100,45 @@ def test_histograms_and_counters(jet_sample):
     # exact moments agree with a direct computation
     flat = flat[keep]
     _, rec, _ = run_model(load_model(), flat)
-    r = residuals(flat.astype(np.float64), rec.astype(np.float64), ["pt", "eta", "phi", "mass"])
+    o, q = flat.astype(np.float64), rec.astype(np.float64)
+    r = np.stack(  # plain numpy: relative pt/mass, absolute eta, phi wrapped by complex phase
+        [
+            (q[:, 0] - o[:, 0]) / o[:, 0],
+            q[:, 1] - o[:, 1],
+            np.angle(np.exp(1j * (q[:, 2] - o[:, 2]))),
+            (q[:, 3] - o[:, 3]) / o[:, 3],
+        ],
+        axis=1,
+    )
     # preferred kinds: relative pt/mass, absolute eta/phi -> compare the matching column
     means = out["residual_moments"].values()
     np.testing.assert_allclose(means[[0, 3], 0], r[:, [0, 3]].mean(axis=0), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(means[[1, 2], 1], r[:, [1, 2]].mean(axis=0), rtol=1e-9, atol=1e-15)
+    # and the spread (sum of squared deviations), from which the report's RMS comes
+    ssd = out["residual_moments"].view()["_sum_of_deltas_squared"]
+    expect = ((r - r.mean(axis=0)) ** 2).sum(axis=0)
+    np.testing.assert_allclose(ssd[[0, 3], 0], expect[[0, 3]], rtol=1e-9)
+    np.testing.assert_allclose(ssd[[1, 2], 1], expect[[1, 2]], rtol=1e-9)
 
 
 def test_event_score_is_max_over_jets(jet_sample):
-    path, counts, _ = jet_sample
-    res = compress_decompress_chunk(
-        _events(path),
-        default_model_path().read_bytes(),
-        load_model().sha256,
-        ["pt", "eta", "phi", "mass"],
-        3,
-    )
-    per_event = res.unflatten(res.score)
-    i = int(np.argmax(counts))
-    assert float(ak.max(per_event[i])) == pytest.approx(max(per_event[i].tolist()))
+    """The event-score histograms hold the max and the mean of each event's jet scores,
+    computed here with plain numpy from the model's per-jet scores."""
+    path, counts, jets = jet_sample
+    flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
+    _, _, score = run_model(load_model(), flat)
+    score = score.astype(np.float64)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    events = [score[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    ev_max = np.array([e.max() for e in events])
+    ev_mean = np.array([e.sum() / len(e) for e in events])
+    assert not np.allclose(ev_max, ev_mean)  # the sample tells max from mean
+    out = JetCompressionProcessor().process(_events(path))["test"]
+    for name, values in (("score_event_max", ev_max), ("score_event_mean", ev_mean)):
+        edges = out[name].axes[0].edges
+        flow_index = np.searchsorted(edges, values, side="right")
+        expect = np.bincount(flow_index, minlength=len(edges) + 1)
+        np.testing.assert_array_equal(out[name].values(flow=True), expect, err_msg=name)
 
 
 def test_selection(jet_sample):

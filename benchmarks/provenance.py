@@ -1,0 +1,87 @@
+"""Provenance recorded in every benchmark results file: commit, date, machine and load.
+
+Each script in ``benchmarks/`` stores ``provenance(start)`` under the key ``"provenance"``
+of the results file it writes, so every figure quoted in ``benchmarks/README.md`` can be
+traced to the code and machine state that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: library files whose content decides the benchmarks' speed and quality figures
+CORE_FILES = (
+    "processors/compression.py",
+    "hepae_coffea/run.py",
+    "hepae_coffea/model_cache.py",
+    "hepae_coffea/hists.py",
+    "hepae_coffea/binning.py",
+    "hepae_coffea/metrics.py",
+    "hepae_coffea/normalize.py",
+    "hepae_coffea/models.py",
+    "hepae_coffea/compress.py",
+    "hepae_coffea/data.py",
+    "hepae_coffea/data/default_model.pt",
+)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def code_hashes(files: tuple[str, ...] = CORE_FILES) -> dict[str, str]:
+    """Short SHA-256 of each library file (missing files are left out)."""
+    return {
+        f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest()[:12]
+        for f in files
+        if (ROOT / f).exists()
+    }
+
+
+def start() -> dict[str, Any]:
+    """The state at the start of a run: pass it to :func:`provenance` at the end."""
+    return {
+        "date_start": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def provenance(begin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Commit (and whether the work tree had changes), date, command, machine and load."""
+    import numpy
+    import torch
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+        **(begin or {}),
+        "date_end": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "numpy": numpy.__version__,
+        },
+        "code": code_hashes(),
+    }
