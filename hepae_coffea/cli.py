@@ -560,7 +560,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"source   sha256 {res.sha256}")
     worst = max(v for k, v in res.check.items() if not k.endswith("_fraction"))
     print(
-        f"checked against TorchScript in ONNX Runtime on {res.rows} probe jets: largest "
+        f"checked against TorchScript in ONNX Runtime on {res.rows} probe inputs: largest "
         f"deviation {worst:.3g} x tolerance (relative 1e-05); identical latents for "
         f"{100 * res.check['full.same_latent_fraction']:.2f}% of them, {res.ties} on a "
         "coarse-level rounding tie"
