@@ -65,7 +65,7 @@ LATENT_ATOL = 1e-6
 #: Float32 precision of normalised (order-1) network values: the score's floor is
 #: ``2 NORM_ATOL sqrt(score)``, an angle decoded as ``atan2(s, c)`` gets ``NORM_ATOL / hypot(s, c)``
 #: on top of ATOL (an untrained network's small (c, s) pairs make the angle ill-conditioned).
-NORM_ATOL = 1e-6
+NORM_ATOL = 2e-6
 _FLAGS = ("has_log", "has_periodic", "has_integer", "has_ceiling")
 
 

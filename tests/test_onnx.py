@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -337,3 +341,43 @@ def test_event_level_graphs(event_model):
     props = {p.key: p.value for p in onnx.load(str(dec)).metadata_props}
     assert (props["hepae.level"], props["hepae.event_jets"]) == ("event", "3")
     assert props["hepae.source_sha256"] == file_sha256(path)
+
+
+def _readme_cpp() -> str:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Using the model from C++") :]
+    return section[section.index("```cpp\n") + 7 : section.index("```\n", section.index("```cpp"))]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ONNXRUNTIME_INCLUDE") or shutil.which("g++") is None,
+    reason="set ONNXRUNTIME_INCLUDE to ONNX Runtime's C++ headers (and have g++)",
+)
+def test_readme_cpp_example(exported, tmp_path):
+    """The README's C++ program, compiled against the onnxruntime wheel's library."""
+    paths, module = exported
+    lib = sorted(Path(ort.__file__).parent.glob("capi/libonnxruntime.so.1*"))
+    if not lib:
+        pytest.skip("this onnxruntime wheel has no libonnxruntime.so")
+    for graph in ("encoder", "decoder"):
+        shutil.copy(paths[graph], tmp_path / f"model.{graph}.onnx")
+    (tmp_path / "libonnxruntime.so").symlink_to(lib[0])
+    (tmp_path / "libonnxruntime.so.1").symlink_to(lib[0])
+    src = tmp_path / "run_jets.cpp"
+    src.write_text(_readme_cpp())
+    cmd = ["g++", "-std=c++17", "-O1", str(src), "-I", os.environ["ONNXRUNTIME_INCLUDE"]]
+    cmd += ["-L", str(tmp_path), "-lonnxruntime", f"-Wl,-rpath,{tmp_path}", "-o", "run_jets"]
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run(
+        ["./run_jets"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0] == "variables pt,eta,phi,mass [GeV,,rad,GeV], latent_dim 3"
+    x = np.array([[50, 0.5, 1.0, 8], [120, -1.2, -2.9, 15]], np.float32)
+    with torch.no_grad():
+        z = module.encode(torch.from_numpy(x))
+        r = module.decode(z).numpy()
+    for i, line in enumerate(lines[1:3]):
+        nums = [float(w) for w in re.findall(r"-?\d[\d.e+-]*", line.split("latent")[1])]
+        np.testing.assert_allclose(nums[:3], z[i].numpy(), rtol=1e-6)
+        np.testing.assert_allclose(nums[3:], r[i], rtol=1e-5)
