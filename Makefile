@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e ".[generate,test,tensorboard]"
+	$(BIN)/python -m pip install -e ".[generate,test,tensorboard,root]"
 	touch $@
 
 setup: $(VENV)/.installed
