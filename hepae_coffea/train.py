@@ -271,6 +271,54 @@ def _save_yaml(config: TrainConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+_CHECKPOINT_KEYS = (
+    "config",
+    "model",
+    "optimizer",
+    "scheduler",
+    "torch_rng",
+    "history",
+    "best_state",
+    "best_val",
+    "epoch",
+    "seconds",
+)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a training checkpoint (tensors and plain data only) atomically: a crash,
+    SIGTERM or full disk leaves the previous checkpoint intact."""
+    from .atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` without unpickling code
+    (``torch.load(weights_only=True)``: tensors and plain containers only).
+
+    Raises
+    ------
+    ModelFileError
+        The file is damaged, not a checkpoint, or holds anything but plain data.
+    """
+    from .errors import ModelFileError
+
+    try:
+        ck = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001  (zip, pickle and torch raise many types)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(
+            f"{path}: damaged or unsafe checkpoint, cannot resume ({first[:200]}); "
+            "delete it to start again"
+        ) from None
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ModelFileError(f"{path}: not a hepae-coffea checkpoint (missing {missing})")
+    return ck
+
+
 def train(
     config: TrainConfig,
     *,
@@ -302,7 +350,7 @@ def train(
     if resume:
         if not paths["checkpoint"].exists():
             raise FileNotFoundError(f"{paths['checkpoint']}: no checkpoint to resume from")
-        ck = torch.load(paths["checkpoint"], weights_only=False)
+        ck = load_checkpoint(paths["checkpoint"])
         if ck["config"] != config.to_dict():
             diff = {k for k in ck["config"] if ck["config"][k] != config.to_dict().get(k)}
             raise ValueError(
@@ -387,7 +435,7 @@ def train(
                 title=f"epoch {epoch + 1}: validation set ({len(res)} jets)",
             )
         _write_history(history, paths)
-        torch.save(
+        save_checkpoint(
             {
                 "config": config.to_dict(),
                 "model": model.state_dict(),

@@ -9,6 +9,7 @@ import vector
 
 from hepae_coffea.data import canonical_variable, iter_jets, read_jets
 from hepae_coffea.errors import InputFileError, MissingBranchError, NoJetsError
+from hepae_coffea.guards import trusted_pickles
 
 from .conftest import make_jets, write_nanoaod
 
@@ -78,7 +79,8 @@ def test_pickle_hepautoencoders_format(tmp_path):
     df = pd.DataFrame({"pt": jets["pt"], "eta": jets["eta"], "phi": jets["phi"], "m": jets["mass"]})
     path = tmp_path / "jets.pkl"
     df.to_pickle(path)
-    data = read_jets(path)
+    with trusted_pickles():
+        data = read_jets(path)
     np.testing.assert_allclose(data.values, _flat(jets))
     assert data.n_events is None
 
@@ -90,7 +92,8 @@ def test_pickle_with_energy_column(tmp_path):
     )
     path = tmp_path / "jets_e.pkl"
     df.to_pickle(path)
-    data = read_jets(path, ["pt", "eta", "phi", "E"])
+    with trusted_pickles():
+        data = read_jets(path, ["pt", "eta", "phi", "E"])
     np.testing.assert_allclose(data.values[:, 3], jets["mass"] * 3)
 
 
