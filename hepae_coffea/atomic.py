@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -37,11 +39,21 @@ def is_disk_full(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in _DISK_FULL
 
 
-def _tempfile_for(path: Path) -> str:
+def _new_tempfile(path: Path, registry: list[str]) -> None:
+    """Create a temporary file beside ``path`` and add it to ``registry``, with SIGINT and
+    SIGTERM held back in between, so a signal can never leave an unregistered file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return tmp
+    held = {signal.SIGINT, signal.SIGTERM}
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        registry.append(tmp)
+        os.close(fd)
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _publish(tmp: str, path: Path) -> None:
@@ -88,7 +100,7 @@ def atomic_outputs(
     try:
         try:
             for path in targets:
-                tmps.append(_tempfile_for(path))
+                _new_tempfile(path, tmps)
             yield list(tmps)
         except OSError as err:
             _fail(err, targets)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -735,6 +736,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # font fallbacks of the ATLAS style are not the user's concern
     logging.getLogger("matplotlib").setLevel(max(level, logging.ERROR))
+    # Dask failures end in one error line; distributed's own tracebacks only with -v
+    if args.verbose == 0:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         with handle_termination():
             return int(args.func(args) or 0)
@@ -749,8 +753,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hepae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Terminated:
+        # outputs' temporaries are removed and worker processes stopped by now; leave
+        # at once, so that threads cut off mid-read add no noise at interpreter exit
         print(f"hepae {args.command}: terminated", file=sys.stderr)
-        return 143
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(143)
     except KeyboardInterrupt:
         print(f"hepae {args.command}: interrupted", file=sys.stderr)
         return 130

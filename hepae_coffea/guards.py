@@ -182,7 +182,15 @@ def _stop_children() -> None:
                 child.kill()
 
 
+_OWNER_PID: int | None = None
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _OWNER_PID:
+        # a forked worker process inherited the handler: die as the signal says
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     # ignore further signals while unwinding, so cleanup is not interrupted twice
     signal.signal(signum, signal.SIG_IGN)
     _stop_children()
@@ -201,6 +209,8 @@ def handle_termination() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _OWNER_PID
+    _OWNER_PID = os.getpid()
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     for s in before:
         signal.signal(s, _on_signal)

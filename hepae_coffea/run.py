@@ -249,7 +249,12 @@ def dask_client(
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            # failures are reported once, as a DaskRunError; not as logged tracebacks
+            silence_logs=logging.CRITICAL,
         )
     client = Client(cluster)
     try:
