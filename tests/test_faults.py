@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,7 +288,7 @@ def test_skip_bad_files_skips_files_that_fail_mid_read(tmp_path, capsys):
     assert summary["ds"]["counters"]["events"] == 1000
 
 
-def test_dask_worker_killed_mid_run_gives_identical_histograms(big_sample):
+def test_dask_worker_killed_mid_run_gives_identical_histograms(big_sample, tmp_path):
     from distributed import Client, LocalCluster
 
     fileset = {"big": [str(big_sample)]}
@@ -318,6 +319,14 @@ def test_dask_worker_killed_mid_run_gives_identical_histograms(big_sample):
         os.kill(victim, signal.SIGKILL)
         thread.join(timeout=120)
         assert not thread.is_alive()
+        # a chunk that keeps failing ends the run with one line and a count of chunks done
+        _basket_file(tmp_path / "src.root", 33)
+        _corrupt_in_the_middle(tmp_path / "src.root", tmp_path / "damaged.root")
+        with pytest.raises(HepaeError) as exc:
+            run([tmp_path / "damaged.root"], executor="dask", client=client, chunksize=200)
+        message = str(exc.value)
+        assert "\n" not in message
+        assert re.match(r"Dask run failed after [0-4] of 5 chunks were done: ", message)
     assert "err" not in result, result.get("err")
     assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
     _assert_same(result["res"].output, expected.output)
