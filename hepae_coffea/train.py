@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_output, write_text_atomic
 from .data import pad_events, read_jets
 from .export import export_model, variable_unit
 from .metrics import residual_summary, residuals
@@ -257,9 +258,9 @@ def _tensorboard_writer(config: TrainConfig, logdir: Path):
 
 
 def _write_history(history: list[dict[str, float]], paths: dict[str, Path]) -> None:
-    paths["history"].write_text(json.dumps(history, indent=1))
+    write_text_atomic(paths["history"], json.dumps(history, indent=1))
     if history:
-        with open(paths["history_csv"], "w", newline="") as f:
+        with atomic_output(paths["history_csv"]) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(history[0]))
             w.writeheader()
             w.writerows(history)
@@ -268,7 +269,7 @@ def _write_history(history: list[dict[str, float]], paths: dict[str, Path]) -> N
 def _save_yaml(config: TrainConfig, path: Path) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 _CHECKPOINT_KEYS = (
@@ -288,8 +289,6 @@ _CHECKPOINT_KEYS = (
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a training checkpoint (tensors and plain data only) atomically: a crash,
     SIGTERM or full disk leaves the previous checkpoint intact."""
-    from .atomic import atomic_output
-
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
 

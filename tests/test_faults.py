@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -293,12 +294,11 @@ def test_dask_worker_killed_mid_run_gives_identical_histograms(big_sample, tmp_p
 
     fileset = {"big": [str(big_sample)]}
     expected = run(fileset, chunksize=500, maxchunks=16)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    client = Client(cluster)
+    try:
         pids = client.run(os.getpid)
         result: dict = {}
 
@@ -327,6 +327,10 @@ def test_dask_worker_killed_mid_run_gives_identical_histograms(big_sample, tmp_p
         message = str(exc.value)
         assert "\n" not in message
         assert re.match(r"Dask run failed after [0-4] of 5 chunks were done: ", message)
+    finally:
+        client.close()
+        with contextlib.suppress(TimeoutError):  # a slow worker shutdown on a busy machine
+            cluster.close(timeout=60)
     assert "err" not in result, result.get("err")
     assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
     _assert_same(result["res"].output, expected.output)
