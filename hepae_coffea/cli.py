@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import is_disk_full
 from .errors import HepaeError
+from .guards import Terminated, handle_termination
 
 log = logging.getLogger("hepae_coffea")
 
@@ -27,6 +31,61 @@ def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any
         except ValueError:
             raise ValueError(f"{what} {item!r}: {value!r} is not a valid value") from None
     return out
+
+
+def _int_range(lo: int | None = None, hi: int | None = None, what: str = "a whole number"):
+    """argparse type: an int within [lo, hi] (either bound optional)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = (
+                f"between {lo} and {hi}"
+                if lo is not None and hi is not None
+                else (f">= {lo}" if lo is not None else f"<= {hi}")
+            )
+            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {bounds})")
+        return value
+
+    return parse
+
+
+def _float_range(lo: float | None = None, hi: float | None = None, strict_lo: bool = False):
+    """argparse type: a finite float >= lo (> lo with ``strict_lo``) and <= hi."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if lo is not None and (value <= lo if strict_lo else value < lo):
+            raise argparse.ArgumentTypeError(
+                f"{value:g} is out of range (must be {'>' if strict_lo else '>='} {lo:g})"
+            )
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range (must be <= {hi:g})")
+        return value
+
+    return parse
+
+
+_POSITIVE = _int_range(1)
+_NONNEG = _int_range(0)
+_BITS = _int_range(0, 23)
+_LEVEL = _int_range(1, 22)
+
+
+def _add_trust_pickle(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help=f"allow loading {what} (a pickle can run code: only files you trust)",
+    )
 
 
 # --- generate ---------------------------------------------------------------------------
@@ -60,32 +119,48 @@ _TRAIN_OPTS = {
         "list",
         "jet variables, comma separated (default pt,eta,phi,mass)",
     ),
-    "--latent-dim": ("latent_dim", int, "latent size (default 3)"),
+    "--latent-dim": ("latent_dim", _POSITIVE, "latent size (default 3)"),
     "--hidden": ("hidden", "intlist", "hidden layer sizes, comma separated (default 32,32)"),
     "--activation": ("activation", str, "tanh, relu, leakyrelu, silu, elu, gelu (default silu)"),
     "--kind": ("kind", str, "ae or vae (default ae)"),
     "--loss": ("loss", str, "mse or bce (default mse)"),
     "--bottleneck": ("bottleneck", str, "packed or plain (default packed)"),
-    "--levels": ("levels", int, "coarse levels per packed latent (default 1024)"),
+    "--levels": ("levels", _int_range(2), "coarse levels per packed latent (default 1024)"),
     "--level": ("level", str, "jet (one jet at a time, default) or event (leading jets together)"),
     "--event-jets": (
         "event_jets",
-        int,
+        _POSITIVE,
         "event-level models: jets per event compressed (default 4)",
     ),
-    "--beta": ("beta", float, "KL weight of the VAE (default 1e-3)"),
-    "--epochs": ("epochs", int, "epochs (default 20)"),
-    "--batch-size": ("batch_size", int, "batch size (default 1024)"),
-    "--lr": ("lr", float, "(maximum) learning rate (default 3e-3)"),
+    "--beta": ("beta", _float_range(0.0), "KL weight of the VAE (default 1e-3)"),
+    "--epochs": ("epochs", _POSITIVE, "epochs (default 20)"),
+    "--batch-size": ("batch_size", _POSITIVE, "batch size (default 1024)"),
+    "--lr": ("lr", _float_range(0.0, strict_lo=True), "(maximum) learning rate (default 3e-3)"),
     "--schedule": ("schedule", str, "constant, step or onecycle (default onecycle)"),
-    "--step-epochs": ("step_epochs", int, "step schedule: epochs per step (default 10)"),
-    "--step-gamma": ("step_gamma", float, "step schedule: factor per step (default 0.3)"),
-    "--weight-decay": ("weight_decay", float, "AdamW weight decay (default 0)"),
+    "--step-epochs": ("step_epochs", _POSITIVE, "step schedule: epochs per step (default 10)"),
+    "--step-gamma": (
+        "step_gamma",
+        _float_range(0.0, strict_lo=True),
+        "step schedule: factor per step (default 0.3)",
+    ),
+    "--weight-decay": ("weight_decay", _float_range(0.0), "AdamW weight decay (default 0)"),
     "--seed": ("seed", int, "random seed (default 1)"),
-    "--val-fraction": ("val_fraction", float, "validation fraction (default 0.2)"),
-    "--patience": ("patience", int, "early stopping after N epochs without improvement (0: off)"),
-    "--max-minutes": ("max_minutes", float, "stop after this many minutes (0: no limit)"),
-    "--max-jets": ("max_jets", int, "use at most N jets (0: all)"),
+    "--val-fraction": (
+        "val_fraction",
+        _float_range(0.0, 0.9, strict_lo=True),
+        "validation fraction (default 0.2)",
+    ),
+    "--patience": (
+        "patience",
+        _NONNEG,
+        "early stopping after N epochs without improvement (0: off)",
+    ),
+    "--max-minutes": (
+        "max_minutes",
+        _float_range(0.0),
+        "stop after this many minutes (0: no limit)",
+    ),
+    "--max-jets": ("max_jets", _NONNEG, "use at most N jets (0: all)"),
     "--prefix": ("prefix", str, "jet branch prefix (default: from the detected format)"),
     "--tree": ("tree", str, "tree name (default: from the detected format)"),
     "--format": ("format", str, "force the file format (nanoaod, physlite, opendata2020, ...)"),
@@ -121,8 +196,31 @@ def _add_train(sub) -> None:
         action="store_true",
         help="run an LR range test instead of training, plot it, suggest a rate",
     )
+    _add_trust_pickle(p, ".pkl inputs (pandas pickles)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+
+def _int_list(text: str, opt: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"{opt}: {text!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{opt}: layer sizes must be >= 1, got {text!r}")
+    return values
+
+
+def _check_latent(config) -> None:
+    """The latent space must be smaller than the network's input."""
+    n_inputs = len(config.variables) * (config.event_jets if config.level == "event" else 1)
+    if config.latent_dim >= n_inputs:
+        raise ValueError(
+            f"--latent-dim {config.latent_dim} must be smaller than the number of inputs "
+            f"({n_inputs}: {', '.join(config.variables)}"
+            + (f" x {config.event_jets} jets" if config.level == "event" else "")
+            + ")"
+        )
 
 
 def _train_config(args: argparse.Namespace):
@@ -136,7 +234,7 @@ def _train_config(args: argparse.Namespace):
         if typ == "list":
             v = [s.strip() for s in v.split(",") if s.strip()]
         elif typ == "intlist":
-            v = [int(s) for s in v.split(",") if s.strip()]
+            v = _int_list(v, opt)
         values[key] = v
     if args.inputs:
         values["inputs"] = list(args.inputs)
@@ -156,10 +254,13 @@ def _train_config(args: argparse.Namespace):
         values["preview"] = False
     if not values.get("inputs"):
         raise ValueError("no training data: give input files or 'inputs' in --config")
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    _check_latent(config)
+    return config
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .guards import check_outputs, trusted_pickles
     from .train import lr_find, train
 
     config = _train_config(args)
@@ -179,12 +280,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ]
         for line in dict.fromkeys(lines):
             print(line)
+    paths = config.paths()
+    inputs = [*config.inputs, args.config]
     if args.lr_find:
         plot = Path(config.output).with_suffix(".lr_find.png")
-        _, _, lr = lr_find(config, plot=plot)
+        check_outputs(inputs, [plot])
+        with trusted_pickles(args.trust_pickle):
+            _, _, lr = lr_find(config, plot=plot)
         print(f"suggested learning rate: {lr:.3g} (plot: {plot})")
         return 0
-    result = train(config, resume=args.resume, progress=not args.quiet)
+    check_outputs(inputs, [paths["model"], paths["config"]], output_dirs=[paths["run"]])
+    with trusted_pickles(args.trust_pickle):
+        result = train(config, resume=args.resume, progress=not args.quiet)
     print(
         f"wrote {result.paths['model']} ({result.metrics['epochs_run']} epochs, "
         f"{result.seconds:.0f} s; {result.metrics['stop_reason']})"
@@ -208,10 +315,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
         out = dict(meta)
         out["variables"] = [v["name"] for v in meta["variables"]]
         out["units"] = {v["name"]: v["unit"] for v in meta["variables"]}
+        out["format"] = "torchscript"
+        out["executes_code"] = True
         print(json.dumps(out, indent=1))
         return 0
     arch = meta.get("architecture", {})
     print(f"model        {meta['path']}")
+    print("format       TorchScript: a program, run when loaded; use only model files you trust")
     print(
         f"kind         {meta['kind']} ({meta.get('bottleneck', 'plain')} bottleneck, "
         f"loss {meta.get('loss')})"
@@ -265,7 +375,9 @@ def _print_summary(summary: dict[str, Any], title: str) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .guards import check_outputs
 
+    check_outputs([args.model], [args.output])
     out = run_demo(args.output, model=args.model)
     _print_run_summary(out["summary"])
     print(f"\nreport: {out['report']} (figures in {args.output}/plots/)")
@@ -305,11 +417,17 @@ def _add_run(sub) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument("-o", "--output", default="results.coffea", help="output .coffea file")
     p.add_argument("--executor", choices=["iterative", "futures", "dask"], default="iterative")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (futures, local dask)")
+    p.add_argument(
+        "--workers", type=_POSITIVE, default=2, help="worker processes (futures, local dask)"
+    )
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
-    p.add_argument("--maxchunks", type=int, default=None, help="at most N chunks per file")
-    p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files")
+    p.add_argument("--chunksize", type=_POSITIVE, default=100_000, help="events per chunk")
+    p.add_argument("--maxchunks", type=_POSITIVE, default=None, help="at most N chunks per file")
+    p.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="skip unreadable files, also those that fail while being read (listed)",
+    )
     p.add_argument("--schema", choices=["auto", "nanoaod", "physlite", "base"], default="auto")
     p.add_argument("--tree", default=None, help="tree name (default: the detected format's)")
     p.add_argument(
@@ -324,8 +442,15 @@ def _add_run(sub) -> None:
         metavar="VAR=NAME",
         help="model variable VAR is field NAME of the collection, repeatable",
     )
-    p.add_argument("--pt-min", type=float, default=None, help="jet selection: pt > X GeV")
-    p.add_argument("--abs-eta-max", type=float, default=None, help="jet selection: |eta| < X")
+    p.add_argument(
+        "--pt-min", type=_float_range(0.0), default=None, help="jet selection: pt > X GeV"
+    )
+    p.add_argument(
+        "--abs-eta-max",
+        type=_float_range(0.0, strict_lo=True),
+        default=None,
+        help="jet selection: |eta| < X",
+    )
     p.add_argument(
         "--compress-dir",
         default=None,
@@ -333,9 +458,9 @@ def _add_run(sub) -> None:
     )
     p.add_argument(
         "--latent-bits",
-        type=int,
+        type=_BITS,
         default=None,
-        help="with --compress-dir: round latents to M mantissa bits",
+        help="with --compress-dir: round latents to M mantissa bits (0..23)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
@@ -343,12 +468,22 @@ def _add_run(sub) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .export import read_metadata
-    from .run import build_fileset, run, run_info, save_output, summarize
+    from .guards import check_outputs
+    from .run import build_fileset, output_paths, run, run_info, save_output, summarize
 
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
+    if args.latent_bits is not None and args.compress_dir is None:
+        raise ValueError("--latent-bits needs --compress-dir (it applies to the compressed files)")
+    fileset = build_fileset(args.inputs, tree=args.tree)
+    outputs = output_paths(args.output)
+    check_outputs(
+        [*args.inputs, *(f for d in fileset.values() for f in d["files"]), args.model],
+        outputs.values(),
+        output_dirs=[args.compress_dir],
+    )
     result = run(
-        build_fileset(args.inputs, tree=args.tree),
+        fileset,
         args.model,
         executor=args.executor,
         workers=args.workers,
@@ -369,9 +504,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     for line in result.format_lines():
         print(line)
-    files = save_output(result.output, args.output, run_info(result, read_metadata(args.model)))
     summary = summarize(result.output, result.seconds)
-    Path(args.output).with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
+    if result.skipped_files:
+        summary["_skipped_files"] = list(result.skipped_files)
+    files = save_output(
+        result.output, args.output, run_info(result, read_metadata(args.model)), summary=summary
+    )
     for skipped in result.skipped_files:
         print(f"skipped: {skipped}")
     for dataset, d in result.output.items():
@@ -432,7 +570,11 @@ def _add_plot(sub, name: str, report: bool) -> None:
         else "ATLAS-style figures of a results file (and of a training run)"
     )
     p = sub.add_parser(name, help=helptext)
-    p.add_argument("results", nargs="?", help="results .coffea file of `hepae run`")
+    p.add_argument(
+        "results",
+        nargs="?",
+        help="results of `hepae run`: X.hists.json, or X.coffea (its X.hists.json is read)",
+    )
     p.add_argument("-o", "--output", default="plots", help="output folder (default plots)")
     p.add_argument(
         "--label",
@@ -458,12 +600,14 @@ def _add_plot(sub, name: str, report: bool) -> None:
         metavar="VAR=S68",
         help="sigma68 threshold for a variable's verdict, repeatable",
     )
+    _add_trust_pickle(p, "a .coffea results file itself (a pickle)")
     if not report:
         p.add_argument("--report", action="store_true", help="also write the report page")
     p.set_defaults(func=_cmd_plot, force_report=report)
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .guards import check_outputs
     from .plotting import plot_results, plot_training
     from .report import write_report
     from .run import load_output
@@ -474,11 +618,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise ValueError("--background and --signal go together")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     thresholds = _kv_pairs(args.threshold, "--threshold", float)
+    check_outputs(
+        [args.results, args.model, args.training],
+        [args.output, Path(args.output) / "report.md"],
+    )
     made: dict[str, list[Path]] = {}
     info: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if args.results:
-        data, info = load_output(args.results)
+        data, info = load_output(args.results, trust_pickle=args.trust_pickle)
         for name in (args.background, args.signal):
             if name and name not in data:
                 raise ValueError(f"dataset {name!r} not in {args.results}; have {sorted(data)}")
@@ -521,7 +669,7 @@ def _add_compress(sub) -> None:
     c.add_argument("--model", default=None, help="model file (default: the shipped model)")
     c.add_argument(
         "--latent-bits",
-        type=int,
+        type=_BITS,
         default=None,
         help="round latents to M mantissa bits (0..23; default: keep float32)",
     )
@@ -538,7 +686,7 @@ def _add_compress(sub) -> None:
             default="zstd",
             help="ROOT compression algorithm of the output (default zstd)",
         )
-        p.add_argument("--level", type=int, default=5, help="compression level (default 5)")
+        p.add_argument("--level", type=_LEVEL, default=5, help="compression level (default 5)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--tree", default="Events", help="tree name (default Events)")
     c.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
@@ -556,7 +704,9 @@ def _print_sizes(verb: str, s) -> None:
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from .compress import compress
+    from .guards import check_outputs
 
+    check_outputs([*args.inputs, args.model], [args.output])
     s = compress(
         args.inputs,
         args.output,
@@ -574,7 +724,9 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 def _cmd_decompress(args: argparse.Namespace) -> int:
     from .compress import decompress
+    from .guards import check_outputs
 
+    check_outputs([args.input, args.model], [args.output])
     s = decompress(
         args.input,
         args.output,
@@ -637,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="generate a Pythia 8 jet sample (needs the 'generate' extra)"
     )
     g.add_argument("--process", required=True, choices=["qcd", "ttbar", "zprime"])
-    g.add_argument("--events", type=int, required=True, help="number of events")
+    g.add_argument("--events", type=_POSITIVE, required=True, help="number of events")
     g.add_argument("--seed", type=int, default=1, help="Pythia random seed (1..900000000)")
     g.add_argument("--pthat-min", type=float, default=None, help="QCD pTHatMin in GeV (default 50)")
     g.add_argument("-o", "--output", required=True, help="output ROOT file")
@@ -674,13 +826,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # font fallbacks of the ATLAS style are not the user's concern
     logging.getLogger("matplotlib").setLevel(max(level, logging.ERROR))
+    # Dask failures end in one error line; distributed's own tracebacks only with -v
+    if args.verbose == 0:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
-        return int(args.func(args) or 0)
+        with handle_termination():
+            return int(args.func(args) or 0)
     except (HepaeError, FileNotFoundError, FileExistsError, ValueError, ImportError) as err:
         if args.verbose >= 2:  # -vv: the full traceback, for bug reports
             raise
         print(f"hepae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if not is_disk_full(err) or args.verbose >= 2:
+            raise
+        print(f"hepae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Terminated:
+        # outputs' temporaries are removed and worker processes stopped by now; leave
+        # at once, so that threads cut off mid-read add no noise at interpreter exit
+        print(f"hepae {args.command}: terminated", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(143)
     except KeyboardInterrupt:
         print(f"hepae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .atomic import atomic_output
+from .atomic import atomic_output, is_disk_full
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, metadata_from_bytes
@@ -457,7 +457,9 @@ def compress(
                     jets += n
             except HepaeError:
                 raise
-            except Exception as err:  # noqa: BLE001  (truncated baskets etc.)
+            except Exception as err:  # truncated baskets etc.; re-raised when disk full
+                if is_disk_full(err):  # the output's fault, not the input's
+                    raise
                 raise InputFileError(f"{p}: failed while reading ({err})") from None
             finally:
                 f.close()

@@ -294,6 +294,9 @@ def _iter_table(
     if suffix in PICKLE_SUFFIXES:
         import pandas as pd
 
+        from .guards import require_trusted_pickle
+
+        require_trusted_pickle(path, "pickle file (HEPAutoencoders-style pandas DataFrame)")
         try:
             df = pd.read_pickle(path)
         except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .evaluate import evaluate
 from .export import default_model_path, read_metadata
 from .plotting import plot_results
@@ -38,7 +39,7 @@ def run_demo(
     )
     summary = summarize(result.output, result.seconds)
     summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(summary, indent=1))
+    write_text_atomic(summary_path, json.dumps(summary, indent=1))
     files.append(summary_path)
     ev = evaluate(sample_path(), model)
     info = run_info(result, read_metadata(model))

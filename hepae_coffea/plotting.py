@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_output
 from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, sigma68_from_hist
 from .metrics import is_count, residual_kind, sigma68
 from .variables import nonnegative_energy, tex_label, unit_label
@@ -101,7 +102,8 @@ def save_figure(
     out = []
     for fmt in formats:
         p = path.with_suffix("." + fmt)
-        fig.savefig(p, dpi=90)
+        with atomic_output(p) as tmp:
+            fig.savefig(tmp, dpi=90, format=fmt)
         out.append(p)
     plt.close(fig)
     return out
@@ -795,7 +797,8 @@ def plot_residuals(
         if title:
             fig.suptitle(title, fontsize=13, y=0.995)
         fig.tight_layout()
-        fig.savefig(path, dpi=80)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=80, format=path.suffix.lstrip(".") or "png")
         plt.close(fig)
     return path
 
@@ -818,6 +821,7 @@ def plot_lr_find(
         ax.legend(loc="upper right")
         atlas_label(ax, "Simulation Internal", loc=0, fontsize=12)
         fig.tight_layout()
-        fig.savefig(path, dpi=80)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=80, format=path.suffix.lstrip(".") or "png")
         plt.close(fig)
     return path

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
@@ -211,5 +212,5 @@ def write_report(
                 rel = os.path.relpath(png[0], out)
                 lines += [f"### {name.replace('_', ' ')}", "", f"![{name}]({rel})", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

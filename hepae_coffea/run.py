@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output
+from .atomic import atomic_outputs
 from .data import _resolve_columns
 from .errors import HepaeError, InputFileError
 from .formats import JetFormat, detect_format, tree_keys
@@ -33,6 +33,7 @@ __all__ = [
     "choose_schema",
     "dask_client",
     "load_output",
+    "output_paths",
     "run",
     "run_info",
     "save_output",
@@ -71,16 +72,58 @@ class RunResult:
 
 
 def _read_fileset_file(path: Path) -> dict[str, Any]:
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputFileError(f"{path}: cannot read fileset file ({err})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise InputFileError(f"{path}: not valid YAML{at} ({problem})") from None
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputFileError(
+                f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg})"
+            ) from None
     if not isinstance(data, dict):
-        raise InputFileError(f"{path}: a fileset must map dataset names to files")
+        raise InputFileError(
+            f"{path}: a fileset must map dataset names to files, got {type(data).__name__}"
+        )
     return data
+
+
+def _dataset_files(spec: Any, tree: str | None, where: str) -> dict[str, str]:
+    """``{path: tree}`` of one fileset entry (a path, a list of paths, ``{path: tree}``
+    or ``{"files": ...}``); anything else is an InputFileError naming ``where``."""
+    files = spec.get("files", spec) if isinstance(spec, Mapping) else spec
+    if isinstance(files, str | os.PathLike):
+        files = [files]
+    if isinstance(files, Mapping):
+        out = {}
+        for k, v in files.items():
+            if not isinstance(k, str) or not (v is None or isinstance(v, str)):
+                raise InputFileError(
+                    f"{where}: files must map paths to tree names, got {k!r}: {v!r}"
+                )
+            out[k] = v or tree or ""
+        return out
+    if isinstance(files, list | tuple):
+        bad = [f for f in files if not isinstance(f, str | os.PathLike)]
+        if bad:
+            raise InputFileError(f"{where}: file entries must be paths, got {bad[0]!r}")
+        return {str(f): tree or "" for f in files}
+    raise InputFileError(
+        f"{where}: expected a file path, a list of paths or {{'files': ...}}, "
+        f"got {type(files).__name__} {files!r}"
+    )
 
 
 def build_fileset(
@@ -95,31 +138,33 @@ def build_fileset(
     may also be a plain list of paths).
     """
     raw: dict[str, Any] = {}
+    source: dict[str, str] = {}
     if isinstance(inputs, Mapping):
         raw = dict(inputs)
+        source = {str(k): "fileset" for k in raw}
     else:
         for item in inputs:
             p = Path(item)
             if p.suffix.lower() in (".json", ".yaml", ".yml"):
                 if not p.exists():
                     raise InputFileError(f"{p}: fileset file not found")
-                raw.update(_read_fileset_file(p))
+                entries = _read_fileset_file(p)
+                raw.update(entries)
+                source.update({str(k): str(p) for k in entries})
             else:
                 name = p.stem
                 while name in raw:
                     name += "_"
                 raw[name] = [str(p)]
+                source[name] = "command line"
     fileset: dict[str, dict[str, dict[str, str]]] = {}
     for dataset, spec in raw.items():
-        files = spec.get("files", spec) if isinstance(spec, Mapping) else spec
-        if isinstance(files, str):
-            files = [files]
-        if isinstance(files, Mapping):
-            fileset[dataset] = {"files": {str(k): str(v or tree or "") for k, v in files.items()}}
-        else:
-            fileset[dataset] = {"files": {str(f): tree or "" for f in files}}
+        where = f"{source.get(str(dataset), 'fileset')}: dataset {dataset!r}"
+        if not isinstance(dataset, str) or not dataset:
+            raise InputFileError(f"{where}: dataset names must be non-empty strings")
+        fileset[dataset] = {"files": _dataset_files(spec, tree, where)}
         if not fileset[dataset]["files"]:
-            raise InputFileError(f"dataset {dataset!r} has no files")
+            raise InputFileError(f"{where} has no files")
     if not fileset:
         raise InputFileError("no input files given")
     return fileset
@@ -216,34 +261,156 @@ def dask_client(
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            # failures are reported once, as a DaskRunError; not as logged tracebacks
+            silence_logs=logging.CRITICAL,
         )
     client = Client(cluster)
     try:
         yield client
     finally:
         client.close()
-        cluster.close()
+        # on a busy machine the nannies can take longer than distributed's default to
+        # stop their workers; that is not the run's failure
+        with contextlib.suppress(TimeoutError):
+            cluster.close(timeout=60)
 
 
-def _broadcast_dask_executor(base):
-    """coffea's DaskExecutor, but with the pickled processor broadcast to every worker.
+class DaskRunError(HepaeError):
+    """A Dask run failed: the message says what failed and how many chunks were done."""
 
-    coffea submits the processor as one future that every chunk task depends on, so the
-    scheduler queues all chunks on the worker holding it and the others only steal work
-    (measured in benchmarks/README.md). Scattering it to all workers first lets chunks
-    start everywhere at once.
+
+def _describe_dask_failure(err: BaseException) -> str:
+    from concurrent.futures import CancelledError
+
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(err, KilledWorker):
+        return (
+            "a chunk was lost with its worker too many times (worker killed or out of "
+            "memory; the scheduler's allowed-failures was reached)"
+        )
+    if isinstance(err, CancelledError):
+        return "the chunks were cancelled (the connection to the Dask scheduler was lost)"
+    if isinstance(err, OSError | TimeoutError):
+        return f"lost the connection to the Dask scheduler ({type(err).__name__}: {err})"
+    cause = _root_cause(err)
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return text
+
+
+def _robust_dask_executor(base):
+    """coffea's DaskExecutor with the processor sent along with every chunk and results
+    gathered as they finish.
+
+    * Each task carries the (small, compressed) processor itself instead of depending on
+      one shared future: chunks start on every worker at once (coffea's shared future
+      makes the scheduler queue all chunks on the worker holding it, benchmarks/README.md)
+      and a chunk whose worker dies is rescheduled on another one (distributed's
+      ``retries`` and allowed-failures), with nothing left to be lost.
+    * Results are accumulated here as they finish, so a failure ends the run at once with
+      one :class:`DaskRunError` saying what failed and how many chunks were done; a
+      connection to the scheduler lost for longer than ``lost_after`` seconds does too.
     """
 
-    class BroadcastDaskExecutor(base):
-        def __call__(self, items, function, accumulator):
-            if self.heavy_input is not None and len(items):
-                heavy = self.client.scatter(self.heavy_input, broadcast=True, hash=False)
-                items = [(item, heavy) for item in items]
-                self.heavy_input = None
-            return super().__call__(items, function, accumulator)
+    class RobustDaskExecutor(base):
+        lost_after: float = 20.0
 
-    return BroadcastDaskExecutor
+        def __call__(self, items, function, accumulator):
+            if self.use_dataframes or not len(items):
+                return super().__call__(items, function, accumulator)
+            from coffea.processor.accumulator import accumulate
+            from coffea.processor.executor import _compression_wrapper, _decompress
+            from distributed import wait
+
+            if self.compression is not None:
+                function = _compression_wrapper(self.compression, function, name=self.function_name)
+            if self.heavy_input is not None:
+                items = [(item, self.heavy_input) for item in items]
+            futures = self.client.map(
+                function, items, pure=False, retries=self.retries, priority=self.priority
+            )
+            total, done = len(futures), 0
+            pending = set(futures)
+            out = accumulator
+            lost_since: float | None = None
+            bar = None
+            if self.status:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, desc=self.desc, unit=self.unit)
+            try:
+                while pending:
+                    try:
+                        finished, pending = wait(
+                            pending, timeout=1.0, return_when="FIRST_COMPLETED"
+                        )
+                    except TimeoutError:  # nothing finished within the poll interval
+                        finished = set()
+                    for fut in finished:
+                        result = fut.result()
+                        if self.compression is not None:
+                            result = _decompress(result)
+                        out = accumulate([result], out)
+                        done += 1
+                        fut.release()
+                        if bar is not None:
+                            bar.update(1)
+                    if self.client.status == "running":
+                        lost_since = None
+                    elif lost_since is None:
+                        lost_since = time.monotonic()
+                    elif time.monotonic() - lost_since > self.lost_after:
+                        raise TimeoutError(
+                            f"no connection to the Dask scheduler for {self.lost_after:g} s"
+                        )
+            except HepaeError:
+                raise
+            except Exception as err:
+                what = _describe_dask_failure(err)
+                raise DaskRunError(
+                    f"Dask run failed after {done} of {total} chunks were done: {what}"
+                ) from err
+            finally:
+                if bar is not None:
+                    bar.close()
+                for fut in pending:
+                    fut.cancel()
+            return out, 0
+
+    return RobustDaskExecutor
+
+
+def _skipping(inner: Any) -> Any:
+    """Processor wrapper for ``skip_bad_files``: a chunk that fails while being read
+    (a file damaged in the middle) is reported as ``{"_failed_files": {(file, why)}}``
+    instead of failing the run, so the file can be left out completely afterwards."""
+    from coffea import processor
+
+    class SkipFailingFiles(processor.ProcessorABC):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def process(self, events):
+            try:
+                return self.inner.process(events)
+            except HepaeError:
+                raise
+            except Exception as err:  # noqa: BLE001  (uproot/zlib/awkward raise many types)
+                meta = getattr(events, "metadata", {}) or {}
+                cause = _root_cause(err)
+                why = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                name = meta.get("filename", "?")
+                rng = f"[{meta.get('entrystart', '?')}:{meta.get('entrystop', '?')}]"
+                return {"_failed_files": {(name, f"{type(cause).__name__} in {rng}: {why}")}}
+
+        def postprocess(self, accumulator):
+            return self.inner.postprocess(accumulator)
+
+    return SkipFailingFiles(inner)
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -343,7 +510,7 @@ def run(
         else:
             if client is None:
                 client = stack.enter_context(dask_client(scheduler, workers))
-            ex = _broadcast_dask_executor(processor.DaskExecutor)(client=client, status=status)
+            ex = _robust_dask_executor(processor.DaskExecutor)(client=client, status=status)
         runner = processor.Runner(
             executor=ex,
             pre_executor=processor.IterativeExecutor(status=status),
@@ -353,19 +520,46 @@ def run(
             skipbadfiles=skip_bad_files,
         )
         t0 = time.perf_counter()
-        try:
-            keep = jet_branch_filter(schema, proc.collection)
-            options = {"filter_branch": keep} if keep is not None else {}
-            output = runner(fs, processor_instance=proc, treename=None, iteritems_options=options)
-        except HepaeError:
-            raise
-        except Exception as err:
-            cause = _root_cause(err)
-            if isinstance(cause, HepaeError):
-                raise type(cause)(str(cause)) from None
-            raise HepaeError(f"processing failed: {err}") from err
+        keep = jet_branch_filter(schema, proc.collection)
+        options = {"filter_branch": keep} if keep is not None else {}
+        output = _run_runner(runner, fs, _skipping(proc) if skip_bad_files else proc, options)
+        failed = output.pop("_failed_files", set())
+        if failed:
+            # files that failed in the middle: leave them out completely (no partial file
+            # in the histograms) and run again over the rest
+            bad = sorted({name for name, _ in failed})
+            for name in bad:
+                why = "; ".join(sorted(w for n, w in failed if n == name))
+                log.warning("skipping file that failed while being read: %s (%s)", name, why)
+                skipped.append(f"{name}: failed while being read ({why})")
+            fs = {
+                d: {"files": {f: t for f, t in spec["files"].items() if f not in bad}}
+                for d, spec in fs.items()
+            }
+            fs = {d: spec for d, spec in fs.items() if spec["files"]}
+            if not fs:
+                raise InputFileError("no readable input files left: " + "; ".join(skipped))
+            output = _run_runner(runner, fs, _skipping(proc), options)
+            if output.pop("_failed_files", set()):
+                raise InputFileError("input files failed again while being read")
         seconds = time.perf_counter() - t0
     return RunResult(dict(output), seconds, executor, schema, skipped, formats)
+
+
+def _run_runner(
+    runner: Any, fileset: dict[str, Any], proc: Any, options: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        return dict(
+            runner(fileset, processor_instance=proc, treename=None, iteritems_options=options)
+        )
+    except HepaeError:
+        raise
+    except Exception as err:
+        cause = _root_cause(err)
+        if isinstance(cause, HepaeError):
+            raise type(cause)(str(cause)) from None
+        raise HepaeError(f"processing failed: {err}") from err
 
 
 # ---------------------------------------------------------------------------------------
@@ -403,11 +597,6 @@ def summarize(output: Mapping[str, Any], seconds: float | None = None) -> dict[s
     if seconds:
         out["_total"] = {"jets": total, "seconds": seconds, "jets_per_second": total / seconds}
     return out
-
-
-def _atomic_write(path: Path, write) -> None:
-    with atomic_output(path) as tmp:
-        write(tmp)
 
 
 def _root_items(output: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -451,44 +640,95 @@ def split_output(saved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return data, dict(saved.get("_run", {}))
 
 
-def load_output(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load a ``.coffea`` file written by :func:`save_output`: (datasets, run info)."""
-    from coffea.util import load
+def output_paths(path: str | os.PathLike) -> dict[str, Path]:
+    """Every file :func:`save_output` (and ``hepae run``) writes for an output ``X.coffea``:
+    the pickle, ROOT histograms ``X.root``, the safe results ``X.hists.json`` and the
+    summary ``X.summary.json``."""
+    from .safe_results import safe_results_path
+
+    path = Path(path)
+    return {
+        "coffea": path,
+        "root": path.with_suffix(".root"),
+        "safe": safe_results_path(path),
+        "summary": path.with_suffix(".summary.json"),
+    }
+
+
+def load_output(
+    path: str | os.PathLike, *, trust_pickle: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load the results of a run: (datasets, run info).
+
+    ``path`` is the safe results file ``X.hists.json`` (plain JSON, nothing executed) or
+    the ``.coffea`` output; for the latter its ``X.hists.json`` sibling is read when it
+    exists. The ``.coffea`` pickle itself is loaded only with ``trust_pickle=True``
+    (unpickling can run code from the file).
+    """
+    from .safe_results import read_results, safe_results_path
 
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: results file not found")
-    try:
-        saved = load(path)
-    except Exception as err:  # noqa: BLE001  (lz4/cloudpickle raise many types)
-        raise InputFileError(f"{path}: not a coffea output file ({err})") from None
+    is_json = path.suffix.lower() == ".json"
+    if is_json or (not trust_pickle and safe_results_path(path).exists()):
+        saved = read_results(path if is_json else safe_results_path(path))
+        where = path if is_json else safe_results_path(path)
+    else:
+        from coffea.util import load
+
+        from .guards import UntrustedPickleError
+
+        if not trust_pickle:
+            raise UntrustedPickleError(
+                f"{path}: is a pickle (loading it can run code) and has no "
+                f"{safe_results_path(path).name} beside it; pass --trust-pickle if you "
+                "trust its author"
+            )
+        try:
+            saved = load(path)
+        except Exception as err:  # noqa: BLE001  (lz4/cloudpickle raise many types)
+            raise InputFileError(f"{path}: not a coffea output file ({err})") from None
+        where = path
     if not isinstance(saved, Mapping):
-        raise InputFileError(f"{path}: not a hepae-coffea results file")
+        raise InputFileError(f"{where}: not a hepae-coffea results file")
     data, info = split_output(saved)
     if not data or not all(isinstance(d, Mapping) and "residual" in d for d in data.values()):
-        raise InputFileError(f"{path}: not a hepae-coffea results file (no residual histograms)")
+        raise InputFileError(f"{where}: not a hepae-coffea results file (no residual histograms)")
     return data, info
 
 
 def save_output(
-    output: Mapping[str, Any], path: str | os.PathLike, info: Mapping[str, Any] | None = None
+    output: Mapping[str, Any],
+    path: str | os.PathLike,
+    info: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Save with ``coffea.util.save`` to ``path`` (with ``info`` under ``"_run"``) and as ROOT
-    histograms beside it (``.root``), both written atomically."""
+    """Save a run's output: ``coffea.util.save`` to ``path`` (with ``info`` under
+    ``"_run"``), ROOT histograms beside it (``.root``), the same histograms as safe JSON
+    (``.hists.json``, readable without unpickling) and, if given, ``summary`` as
+    ``.summary.json``. All are written to temporary files first and then renamed, so
+    either every output appears or none does."""
     import uproot
     from coffea.util import save
 
-    path = Path(path)
+    from .guards import check_outputs
+    from .safe_results import write_results
+
+    paths = output_paths(path)
+    if summary is None:
+        del paths["summary"]
+    check_outputs([], paths.values())
     payload = dict(output)
     if info is not None:
         payload["_run"] = dict(info)
-    _atomic_write(path, lambda tmp: save(payload, tmp))
-    root_path = path.with_suffix(".root")
-
-    def write_root(tmp: str) -> None:
-        with uproot.recreate(tmp) as f:
+    with atomic_outputs(list(paths.values())) as tmps:
+        tmp = dict(zip(paths, tmps, strict=True))
+        save(payload, tmp["coffea"])
+        with uproot.recreate(tmp["root"]) as f:
             for name, h in _root_items(output):
                 f[name] = h
-
-    _atomic_write(root_path, write_root)
-    return [path, root_path]
+        write_results(payload, tmp["safe"])
+        if summary is not None:
+            Path(tmp["summary"]).write_text(json.dumps(summary, indent=1))
+    return list(paths.values())

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_output, write_text_atomic
 from .data import pad_events, read_jets
 from .export import export_model, variable_unit
 from .metrics import residual_summary, residuals
@@ -271,9 +272,9 @@ def _tensorboard_writer(config: TrainConfig, logdir: Path):
 
 
 def _write_history(history: list[dict[str, float]], paths: dict[str, Path]) -> None:
-    paths["history"].write_text(json.dumps(history, indent=1))
+    write_text_atomic(paths["history"], json.dumps(history, indent=1))
     if history:
-        with open(paths["history_csv"], "w", newline="") as f:
+        with atomic_output(paths["history_csv"]) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(history[0]))
             w.writeheader()
             w.writerows(history)
@@ -282,7 +283,53 @@ def _write_history(history: list[dict[str, float]], paths: dict[str, Path]) -> N
 def _save_yaml(config: TrainConfig, path: Path) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+_CHECKPOINT_KEYS = (
+    "config",
+    "model",
+    "optimizer",
+    "scheduler",
+    "torch_rng",
+    "history",
+    "best_state",
+    "best_val",
+    "epoch",
+    "seconds",
+)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a training checkpoint (tensors and plain data only) atomically: a crash,
+    SIGTERM or full disk leaves the previous checkpoint intact."""
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` without unpickling code
+    (``torch.load(weights_only=True)``: tensors and plain containers only).
+
+    Raises
+    ------
+    ModelFileError
+        The file is damaged, not a checkpoint, or holds anything but plain data.
+    """
+    from .errors import ModelFileError
+
+    try:
+        ck = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001  (zip, pickle and torch raise many types)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(
+            f"{path}: damaged or unsafe checkpoint, cannot resume ({first[:200]}); "
+            "delete it to start again"
+        ) from None
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ModelFileError(f"{path}: not a hepae-coffea checkpoint (missing {missing})")
+    return ck
 
 
 def train(
@@ -316,7 +363,7 @@ def train(
     if resume:
         if not paths["checkpoint"].exists():
             raise FileNotFoundError(f"{paths['checkpoint']}: no checkpoint to resume from")
-        ck = torch.load(paths["checkpoint"], weights_only=False)
+        ck = load_checkpoint(paths["checkpoint"])
         if ck["config"] != config.to_dict():
             diff = {k for k in ck["config"] if ck["config"][k] != config.to_dict().get(k)}
             raise ValueError(
@@ -401,7 +448,7 @@ def train(
                 title=f"epoch {epoch + 1}: validation set ({len(res)} jets)",
             )
         _write_history(history, paths)
-        torch.save(
+        save_checkpoint(
             {
                 "config": config.to_dict(),
                 "model": model.state_dict(),

@@ -9,6 +9,7 @@ fills histograms of residuals, distributions, anomaly scores and latents, keyed 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from hepae_coffea.data import _assemble, _resolve_columns, pad_events
 from hepae_coffea.domain import REASONS, Domain, model_domain
 from hepae_coffea.errors import ModelFileError
 from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
+from hepae_coffea.guards import safe_name
 from hepae_coffea.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
@@ -237,6 +239,16 @@ def compress_decompress_chunk(
     )
 
 
+def compressed_chunk_name(dataset: str, source: str, start: int, stop: int) -> str:
+    """Relative path ``<dataset>/<file stem>_<hash>_<start>_<stop>.root`` of a chunk
+    written with ``compress_dir``: the dataset and file names are sanitised to single path
+    components (nothing can point outside the folder), and an 8-hex-digit hash of the
+    dataset name and the full input path keeps inputs with the same file name apart."""
+    digest = hashlib.sha256(f"{dataset}\0{source}".encode()).hexdigest()[:8]
+    stem = safe_name(Path(str(source)).stem, "file")
+    return f"{safe_name(dataset, 'dataset')}/{stem}_{digest}_{start}_{stop}.root"
+
+
 def _set_moments(h, i: int, k: int, values: np.ndarray) -> None:
     """Mean-storage cell (i, k) of an empty histogram set from ``values`` with numpy
     (count, mean, sum of squared deviations): the same state as filling each value, at a
@@ -273,7 +285,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         Energy unit of the input files (GeV when omitted); converted to the model's.
     compress_dir : path, optional
         Also write each chunk's events, jets replaced by latents, as a ROOT file
-        ``compress_dir/<dataset>/<file>_<start>_<stop>.root`` (as ``hepae compress`` does,
+        ``compress_dir/<dataset>/<file>_<hash>_<start>_<stop>.root`` (see
+        :func:`compressed_chunk_name`; as ``hepae compress`` does,
         with ``latent_bits``, ``compression`` and ``level``); the output lists them under
         ``"compressed"``. The directory must be reachable from every worker.
     """
@@ -375,8 +388,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
 
         src = meta["filename"]
         start, stop = int(meta["entrystart"]), int(meta["entrystop"])
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in dataset)
-        out = Path(self.compress_dir) / safe / f"{Path(src).stem}_{start}_{stop}.root"
+        out = Path(self.compress_dir) / compressed_chunk_name(dataset, src, start, stop)
         events, jets = write_compressed_chunk(
             src,
             meta.get("treename", "Events"),

@@ -84,7 +84,7 @@ def test_train_cli_lr_find(train_sample, tmp_path, capsys):
         (["train", "missing.root", "-o", "m.pt"], "missing.root: file not found"),
         (["train", "-o", "m.pt"], "no training data"),
         (
-            ["train", "{sample}", "--variables", "pt,foo", "-o", "m.pt"],
+            ["train", "{sample}", "--variables", "pt,foo", "--latent-dim", "1", "-o", "m.pt"],
             "no branch for jet variable(s) ['foo']",
         ),
         (["train", "{sample}", "--kind", "gan", "-o", "m.pt"], "kind 'gan' not in"),

@@ -9,6 +9,7 @@ import vector
 
 from hepae_coffea.data import canonical_variable, iter_jets, read_jets
 from hepae_coffea.errors import InputFileError, MissingBranchError, NoJetsError
+from hepae_coffea.guards import trusted_pickles
 
 from .conftest import make_jets, write_nanoaod
 
@@ -78,13 +79,15 @@ def test_pickle_hepautoencoders_format(tmp_path):
     df = pd.DataFrame({"pt": jets["pt"], "eta": jets["eta"], "phi": jets["phi"], "m": jets["mass"]})
     path = tmp_path / "jets.pkl"
     df.to_pickle(path)
-    data = read_jets(path)  # the study's pickles store MeV; read in GeV
+    with trusted_pickles():
+        data = read_jets(path)  # the study's pickles store MeV; read in GeV
     expect = _flat(jets)
     expect[:, [0, 3]] /= 1000.0
     np.testing.assert_allclose(data.values, expect)
     assert data.n_events is None
     assert data.units == "GeV"
-    np.testing.assert_allclose(read_jets(path, units="GeV").values, _flat(jets))
+    with trusted_pickles():
+        np.testing.assert_allclose(read_jets(path, units="GeV").values, _flat(jets))
 
 
 def test_pickle_with_energy_column(tmp_path):
@@ -94,7 +97,8 @@ def test_pickle_with_energy_column(tmp_path):
     )
     path = tmp_path / "jets_e.pkl"
     df.to_pickle(path)
-    data = read_jets(path, ["pt", "eta", "phi", "E"], units="GeV")
+    with trusted_pickles():
+        data = read_jets(path, ["pt", "eta", "phi", "E"], units="GeV")
     np.testing.assert_allclose(data.values[:, 3], jets["mass"] * 3)
 
 

@@ -217,7 +217,7 @@ def test_dask_awkward_wrapper_equals_runner(two_datasets, iterative_output):
 
 def test_save_output_and_summary(iterative_output, tmp_path):
     files = save_output(iterative_output, tmp_path / "res.coffea")
-    assert [f.name for f in files] == ["res.coffea", "res.root"]
+    assert [f.name for f in files] == ["res.coffea", "res.root", "res.hists.json"]
     back = load(files[0])
     _assert_same(iterative_output, back)
     with uproot.open(files[1]) as f:
