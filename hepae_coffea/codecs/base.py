@@ -16,6 +16,7 @@ __all__ = [
     "Encoded",
     "check_columns",
     "circular_error",
+    "phi_float32",
     "smallest_int_dtype",
     "wrap_phi",
 ]
@@ -107,6 +108,17 @@ def wrap_phi(phi: np.ndarray) -> np.ndarray:
     big = (out > math.pi) | (out <= -math.pi)
     if np.any(big):  # far outside: the general formula
         out[big] = math.pi - np.mod(math.pi - out[big], 2 * math.pi)
+    return out
+
+
+def phi_float32(phi: np.ndarray) -> np.ndarray:
+    """Float32 angles in (-pi, pi] (float64 input already wrapped).
+
+    A value just above -pi can round to ``-float32(pi)``, which is below -pi; it becomes
+    ``float32(pi)``, the same point on the circle.
+    """
+    out = np.asarray(phi, np.float64).astype(np.float32)
+    out[out < -math.pi] = np.float32(math.pi)
     return out
 
 

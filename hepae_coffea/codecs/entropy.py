@@ -243,7 +243,11 @@ def _hist_counts(x: np.ndarray, ctx: np.ndarray, n_ctx: int, lo: float, hi: floa
 
 
 def _weights(counts: np.ndarray, smooth: float) -> np.ndarray:
-    """Integer weights from counts: [1, 2, 1] smoothing, a prior, scale to WEIGHT_SCALE."""
+    """Integer weights from counts: [1, 2, 1] smoothing, a prior, scale to WEIGHT_SCALE.
+
+    The prior is the stream's histogram over all contexts (20 pseudo-jets), so sparse
+    contexts fall back on it.
+    """
     h = counts[:, :-1]
     if h.shape[1] >= 3 and smooth > 0:
         pad = np.pad(h, ((0, 0), (1, 1)), mode="edge")
@@ -255,7 +259,11 @@ def _weights(counts: np.ndarray, smooth: float) -> np.ndarray:
     n = full.sum(axis=1, keepdims=True)
     prior = 20.0
     p = (full + prior * pooled + 0.01) / (n + prior + 0.01 * full.shape[1])
-    return np.maximum(1, np.rint(p * WEIGHT_SCALE)).astype(np.int64)
+    w = np.maximum(1.0, p * WEIGHT_SCALE)
+    # two significant digits: probabilities within 5 % (under 0.004 bits per symbol) and a
+    # model that compresses to a fraction of its size
+    mag = 10.0 ** np.floor(np.log10(w) - 1)
+    return np.maximum(1, np.rint(w / np.maximum(mag, 1.0)) * np.maximum(mag, 1.0)).astype(np.int64)
 
 
 def fit_model(

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .base import CodecError, Encoded, check_columns, smallest_int_dtype
+from .base import CodecError, Encoded, check_columns, phi_float32, smallest_int_dtype
 from .precision import NOMINAL_RANGE, Bound, PrecisionError, parse_precision
 
 __all__ = ["Grid", "decode", "encode", "make_grid"]
@@ -100,16 +100,18 @@ class Grid:
 
     def from_int(self, q: np.ndarray, sign: np.ndarray | None = None) -> np.ndarray:
         """Float32 values of integer codes (the inverse of `to_int` up to the grid)."""
-        q = np.asarray(q, dtype=np.float64)
         if self.coord == "log":
+            q = np.asarray(q, dtype=np.float64)
             if sign is None:
                 raise CodecError("log grid needs the signs to decode")
             with np.errstate(over="ignore"):
                 v = np.asarray(sign, np.float64) * np.exp(q * self.step)
+        elif self.coord == "angle":
+            qi = np.mod(np.asarray(q, np.int64), self.levels)
+            qi = np.where(2 * qi > self.levels, qi - self.levels, qi)
+            return phi_float32(qi * self.step)
         else:
             v = q * self.step
-            if self.coord == "angle":
-                v = np.where(v > math.pi, v - 2 * math.pi, v)
         # a grid point beyond float32's range: the largest float32 is nearer to the value
         return np.clip(v, -_F32_MAX, _F32_MAX).astype(np.float32)
 

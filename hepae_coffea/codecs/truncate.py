@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .base import Encoded, check_columns, wrap_phi
+from .base import Encoded, check_columns, phi_float32, wrap_phi
 from .precision import (
     Bound,
     PrecisionError,
@@ -88,7 +88,7 @@ def encode(
         n = bits_for(var, prec[var], x)
         y = round_mantissa(x, n)
         if var == "phi":
-            y = wrap_phi(y).astype(np.float32)
+            y = phi_float32(wrap_phi(y))
         branches[var] = y
         bits[var] = n
     info = {"codec": NAME, "version": 1, "precision": prec.to_json(), "bits": bits}
