@@ -262,7 +262,6 @@ def test_quantize_refuses_non_finite_and_bad_lengths():
 
 
 # ---------------------------------------------------------------------------- entropy
-constriction = pytest.importorskip("constriction")
 
 
 @pytest.fixture(scope="module")

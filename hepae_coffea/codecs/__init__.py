@@ -13,6 +13,9 @@ as ROOT branches and a plain JSON-able ``info`` dict (no code, no pickles).
 - ``quantize``: uniform quantiser in (log pt, eta, phi, log mass), integer branches;
 - ``entropy``: the quantiser's integers range-coded with a learned, context-conditioned
   probability model (extra ``codecs``: ``constriction``).
+
+``bounded_ae`` (not in `CODECS`: it also needs the model's encode and decode callables)
+stores autoencoder latents plus corrections for every value beyond the bound.
 """
 
 from __future__ import annotations
