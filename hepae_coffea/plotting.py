@@ -570,6 +570,7 @@ def figure_sculpting(
             for ax in (top, bottom):
                 ax.set_xscale("log")
                 ax.set_xlim(lo, hi)
+            _plain_log_ticks(bottom.xaxis, lo, hi)
             top.set_yscale("log")
             top.set_ylabel("Fraction / bin")
             top.legend(loc="upper right", fontsize=9, title=f"{dataset}, event score ({kind})")
