@@ -654,7 +654,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if args.force_report or getattr(args, "report", False):
         if not data:
             raise ValueError("the report needs a results file")
-        path = write_report(data, args.output, info=info, figures=made, thresholds=thresholds)
+        path = write_report(
+            data,
+            args.output,
+            info=info,
+            figures=made,
+            thresholds=thresholds,
+            background=args.background,
+            signal=args.signal,
+        )
         print(f"report: {path}")
     return 0
 

@@ -34,6 +34,7 @@ __all__ = [
     "figure_residuals_combined",
     "figure_roc",
     "figure_scores",
+    "figure_sculpting",
     "plot_lr_find",
     "plot_residuals",
     "plot_results",
@@ -445,32 +446,140 @@ def roc_from_hists(background, signal) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def figure_roc(
-    outputs: Mapping[str, Any], background: str, signal: str, label: str = "Simulation Internal"
+    outputs: Mapping[str, Any],
+    background: str,
+    signal: str,
+    label: str = "Simulation Internal",
+    *,
+    min_background: int = 10,
 ):
-    """ROC curves of the jet and event (max) scores, signal vs background, with AUC."""
+    """Background rejection 1/eps_B (log axis) against signal efficiency for the model's
+    scores and, where the results hold them, the trivial baselines on the same events
+    (leading-jet pT and mass, HT; dashed). The hatched band is beyond the statistical
+    reach of the background sample (fewer than ``min_background`` events pass)."""
+    from .anomaly_hists import CURVES, rocs_from_outputs
+
     plt, _ = _pyplot()
-    for name in (background, signal):
-        if name not in outputs:
-            raise KeyError(f"dataset {name!r} not in results; have {sorted(outputs)}")
+    rocs = rocs_from_outputs(outputs, background, signal)
+    styles = {
+        "score_jet": ("C0", ":"),
+        "score_event_max": ("C1", "-"),
+        "score_event_mean": ("C2", "-"),
+        "leading_jet_pt": ("C3", "--"),
+        "leading_jet_mass": ("C4", "--"),
+        "ht": ("C5", "--"),
+    }
     with _style():
-        fig, ax = plt.subplots(figsize=(7, 6.5))
-        for which, color in (("score_jet", "C0"), ("score_event_max", "C1")):
-            eb, es, auc = roc_from_hists(outputs[background][which], outputs[signal][which])
+        fig, ax = plt.subplots(figsize=(7.5, 6.5))
+        n_b = []
+        for key, roc in rocs.items():
+            finite = roc.eps_b > 0
+            color, ls = styles[key]
             ax.plot(
-                eb,
-                es,
+                roc.eps_s[finite],
+                1.0 / roc.eps_b[finite],
                 color=color,
+                ls=ls,
                 lw=2,
-                label=f"{which.replace('score_', '').replace('_', ' ')} score, AUC = {auc:.3f}",
+                label=f"{CURVES[key].replace('event score', 'event')}, AUC = {roc.auc:.3f}"
+                if key != "score_jet"
+                else f"jet score, AUC = {roc.auc:.3f}",
             )
-        ax.plot([0, 1], [0, 1], color="gray", ls=":", lw=1, label="random, AUC = 0.5")
+            if key != "score_jet":
+                n_b.append(roc.n_background)
+        x = np.linspace(1e-3, 1, 200)
+        ax.plot(x, 1 / x, color="gray", ls=":", lw=1, label="random")
+        ax.set_yscale("log")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.25)
-        ax.set_xlabel(f"background efficiency ({background})")
-        ax.set_ylabel(f"signal efficiency ({signal})")
-        ax.legend(loc="lower right", fontsize=11)
+        top = max(n_b) if n_b else 10.0
+        ax.set_ylim(1, top * 30)
+        if n_b:  # rejections that fewer than min_background background events measure
+            reach = max(n_b) / min_background
+            ax.axhspan(reach, top * 30, color="gray", alpha=0.15, hatch="//", lw=0)
+            ax.text(
+                0.98,
+                reach * 1.15,
+                f"beyond reach: < {min_background} of {max(n_b):.0f} background events",
+                ha="right",
+                va="bottom",
+                fontsize=9,
+                color="dimgray",
+            )
+        ax.set_xlabel(rf"signal efficiency $\varepsilon_S$ ({signal})")
+        ax.set_ylabel(rf"background rejection $1/\varepsilon_B$ ({background})")
+        ax.legend(loc="lower left", fontsize=10, frameon=True, framealpha=0.9)
         atlas_label(ax, label, loc=0, fontsize=13)
         fig.tight_layout()
+    return fig
+
+
+_CUT_COLORS = ("tab:orange", "tab:red", "tab:blue", "tab:green")
+
+
+def figure_sculpting(
+    d: Mapping[str, Any],
+    dataset: str,
+    label: str = "Simulation Internal",
+    *,
+    kind: str = "max",
+    eps_b: Sequence[float] = (0.1, 0.01),
+):
+    """How an event-score cut reshapes a (background) dataset's leading-jet pT and mass
+    spectra: normalised spectra before and after cuts keeping ``eps_b`` of the events
+    (top), and their ratio, cut over inclusive (bottom; 1 = no sculpting)."""
+    from .anomaly_hists import baseline_label, sculpting_from_output
+
+    plt, mh = _pyplot()
+    sc = sculpting_from_output(d, kind, eps_b)
+    names = list(sc)
+    with _style():
+        fig, axes = plt.subplots(
+            2,
+            max(len(names), 1),
+            figsize=(6.5 * max(len(names), 1), 7),
+            gridspec_kw={"height_ratios": [2, 1], "hspace": 0.05},
+            sharex="col",
+            squeeze=False,
+        )
+        for col, name in enumerate(names):
+            top, bottom = axes[0, col], axes[1, col]
+            first = next(iter(sc[name].values()))
+            edges = first["edges"]
+            inc = first["inclusive"]
+            filled = np.flatnonzero(inc > 0)
+            lo, hi = edges[filled[0]], edges[filled[-1] + 1]
+            mh.histplot(inc / inc.sum(), edges, ax=top, color="black", lw=1.8, label="inclusive")
+            for r, color in zip(sc[name].values(), _CUT_COLORS, strict=False):
+                if r["kept"] <= 0:
+                    continue
+                frac = r["kept"] / inc.sum()
+                tag = rf"score $\geq$ {r['threshold']:.3g} ({frac:.2%} kept)"
+                mh.histplot(r["counts"] / r["kept"], edges, ax=top, color=color, lw=1.8, label=tag)
+                centres = np.sqrt(edges[:-1] * edges[1:])
+                ok = np.isfinite(r["ratio"])
+                bottom.errorbar(
+                    centres[ok],
+                    r["ratio"][ok],
+                    yerr=r["ratio_error"][ok],
+                    fmt="o",
+                    ms=3,
+                    color=color,
+                )
+            bottom.axhline(1.0, color="black", lw=1, ls="--")
+            for ax in (top, bottom):
+                ax.set_xscale("log")
+                ax.set_xlim(lo, hi)
+            _plain_log_ticks(bottom.xaxis, lo, hi)
+            top.set_yscale("log")
+            top.set_ylabel("Fraction / bin")
+            top.legend(loc="upper right", fontsize=9, title=f"{dataset}, event score ({kind})")
+            bottom.set_yscale("log")
+            bottom.set_ylabel("cut / inclusive")
+            bottom.set_xlabel(baseline_label(name))
+            t_lo, t_hi = top.get_ylim()
+            top.set_ylim(max(t_lo, 1e-5), t_hi * 30)
+            atlas_label(top, label, loc=0, fontsize=12)
+        fig.subplots_adjust(left=0.1, right=0.97, top=0.97, bottom=0.1, wspace=0.25)
     return fig
 
 
@@ -741,6 +850,14 @@ def plot_results(
         made["roc"] = save_figure(
             figure_roc(datasets, background, signal, label), out / "roc", formats
         )
+        from .anomaly_hists import has_anomaly_hists
+
+        if has_anomaly_hists(datasets[background]):
+            made["sculpting"] = save_figure(
+                figure_sculpting(datasets[background], background, label),
+                out / "sculpting",
+                formats,
+            )
     made["latents"] = save_figure(figure_latents(datasets, label), out / "latents", formats)
     if model is not None:
         first = next(iter(datasets.values()))

@@ -16,6 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
+import numpy as np
+
+from .anomaly import DEFAULT_EPS_B, efficiency_at
+from .anomaly_hists import (
+    BASELINES,
+    CURVES,
+    has_anomaly_hists,
+    rocs_from_outputs,
+    sculpting_from_output,
+)
 from .hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
@@ -25,7 +35,14 @@ from .hists import (
 from .metrics import residual_kind
 from .variables import canonical_variable
 
-__all__ = ["DEFAULT_THRESHOLDS", "OTHER_THRESHOLD", "report_table", "threshold_for", "write_report"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "OTHER_THRESHOLD",
+    "anomaly_section",
+    "report_table",
+    "threshold_for",
+    "write_report",
+]
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "pt": 0.02,
@@ -125,8 +142,14 @@ def write_report(
     figures: Mapping[str, Sequence[Path]] | None = None,
     thresholds: Mapping[str, float] | None = None,
     title: str = "Jet autoencoder compression report",
+    background: str | None = None,
+    signal: str | None = None,
 ) -> Path:
-    """Write ``report.md`` into ``out_dir`` (figures are linked by relative path)."""
+    """Write ``report.md`` into ``out_dir`` (figures are linked by relative path).
+
+    With ``background`` and ``signal`` (dataset names) the page has an "Anomaly score"
+    section: the model's scores against trivial baselines at fixed background efficiency,
+    and the sculpting of the background spectra."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = dict(info or {})
@@ -204,6 +227,8 @@ def write_report(
         ),
         "",
     ]
+    if background and signal:
+        lines += anomaly_section(outputs, background, signal)
     if figures:
         lines += ["## Figures", ""]
         for name, files in figures.items():
@@ -214,3 +239,95 @@ def write_report(
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines))
     return path
+
+
+def _weighted_median(counts, edges) -> float:
+    counts = np.asarray(counts, dtype=float)
+    if counts.sum() <= 0:
+        return math.nan
+    cum = np.cumsum(counts) / counts.sum()
+    i = int(np.searchsorted(cum, 0.5))
+    prev = cum[i - 1] if i else 0.0
+    frac = (0.5 - prev) / (cum[i] - prev) if cum[i] > prev else 0.5
+    return float(edges[i] * (edges[i + 1] / edges[i]) ** frac)  # log-linear inside the bin
+
+
+def anomaly_section(
+    outputs: Mapping[str, Any],
+    background: str,
+    signal: str,
+    eps_b: Sequence[float] = DEFAULT_EPS_B,
+    *,
+    min_background: int = 10,
+) -> list[str]:
+    """Markdown lines of the "Anomaly score" section (see :func:`write_report`)."""
+    rocs = rocs_from_outputs(outputs, background, signal)
+    lines = [
+        "## Anomaly score",
+        "",
+        (
+            f"Background `{background}`, signal `{signal}`. Signal efficiency eps_S at fixed "
+            "background efficiency eps_B for cuts on the model's scores and on trivial "
+            "baselines computed from the same jets of the same events (binned: from the "
+            "processor's histograms). A working point is measured only where at least "
+            f"{min_background} background events pass it; otherwise the cell gives the "
+            "signal efficiency of the cut that keeps no background event and the 95% CL "
+            "lower limit on the rejection there. The jet score counts jets, the rest events."
+        ),
+        "",
+        "| score | AUC | " + " | ".join(f"eps_S at eps_B = {e:g}" for e in eps_b) + " |",
+        "|---|---|" + "---|" * len(eps_b),
+    ]
+    table = {}
+    for key, roc in rocs.items():
+        wps = efficiency_at(roc, eps_b, min_background=min_background)
+        table[key] = wps
+        name = CURVES[key].replace("$p_T$", "pT").replace("$H_T$", "HT")
+        lines.append(f"| {name} | {roc.auc:.3f} | " + " | ".join(w.cell() for w in wps) + " |")
+    lines.append("")
+    if "score_event_max" in rocs:
+        n_b = rocs["score_event_max"].n_background
+        lines += [
+            f"{n_b:.0f} background and {rocs['score_event_max'].n_signal:.0f} signal events.",
+            "",
+        ]
+    base = [k for k in BASELINES if k in table]
+    model = [k for k in ("score_event_max", "score_event_mean") if k in table]
+    for i, e in enumerate(eps_b):
+        if not base or not model or not table[model[0]][i].measurable:
+            continue
+        best_b = max(base, key=lambda k: table[k][i].eps_s)
+        best_m = max(model, key=lambda k: table[k][i].eps_s)
+        verdict = "beats" if table[best_m][i].eps_s > table[best_b][i].eps_s else "does not beat"
+        lines += [
+            (
+                f"At eps_B = {e:g} the best model score ({CURVES[best_m]}, eps_S = "
+                f"{table[best_m][i].eps_s:.3g}) {verdict} the best baseline "
+                f"({CURVES[best_b].replace('$p_T$', 'pT').replace('$H_T$', 'HT')}, "
+                f"eps_S = {table[best_b][i].eps_s:.3g})."
+            ),
+            "",
+        ]
+    d = outputs[background]
+    if has_anomaly_hists(d):
+        sc = sculpting_from_output(d, "max", (0.1, 0.01))
+        for name, res in sc.items():
+            label = name.replace("_", " ").replace(" pt", " pT")
+            parts = []
+            for eps, r in res.items():
+                if r["kept"] > 0:
+                    parts.append(
+                        f"{_weighted_median(r['counts'], r['edges']):.3g} GeV after the cut "
+                        f"keeping {eps:.0%}"
+                    )
+            inc = next(iter(res.values()))
+            lines += [
+                (
+                    f"Sculpting of `{background}` by the event score (max): median {label} "
+                    f"{_weighted_median(inc['inclusive'], inc['edges']):.3g} GeV inclusive, "
+                    + ", ".join(parts)
+                    + "."
+                ),
+                "",
+            ]
+    return lines

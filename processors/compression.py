@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from coffea import processor
 
+from hepae_coffea.anomaly_hists import anomaly_hists
 from hepae_coffea.binning import add_counts, add_per_column
 from hepae_coffea.data import _assemble, _resolve_columns, pad_events
 from hepae_coffea.domain import REASONS, Domain, model_domain
@@ -366,6 +367,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
+        out["anomaly"] = anomaly_hists(res.original, res.score, res.counts, self.variables)
         c = out["counters"]
         c["events"] = len(events)
         c["jets"] = res.n_jets

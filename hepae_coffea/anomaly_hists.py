@@ -1,0 +1,182 @@
+"""Per-event histograms for judging anomaly scores, filled by the compression processor.
+
+One call per chunk, :func:`anomaly_hists`, turns the jets the model saw (their original
+values, per-jet scores and jets per event) into:
+
+- ``baseline``: the trivial event "scores" on the same events as the model's event
+  scores (events with at least one selected jet): leading-jet pT, leading-jet mass, HT,
+  16 bins per octave (fine enough for background efficiencies of 1e-4);
+- ``score_vs_leading``: the event score (max or mean over jets) against the leading
+  jet's pT and mass, for the sculpting of the background spectra by a score cut.
+
+Both use the bit-pattern binning of :mod:`hepae_coffea.binning`, so a fill costs a few ns
+per event. Without a pt variable in the model the histograms stay empty (and without mass
+the mass rows do); values <= 0 (massless jets) fall in the underflow bin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hist
+import numpy as np
+
+from .anomaly import Roc, event_baselines, event_scores, roc_from_hists, sculpting_from_counts
+from .binning import Log2Binning, add_counts
+from .data import canonical_variable
+from .hists import SCORE_BINNING
+
+__all__ = [
+    "BASELINES",
+    "BASELINE_BINNING",
+    "CURVES",
+    "LEADING_BINNING",
+    "SCORE_KINDS",
+    "anomaly_hists",
+    "baseline_label",
+    "has_anomaly_hists",
+    "make_anomaly_hists",
+    "rocs_from_outputs",
+    "sculpting_from_output",
+]
+
+#: baseline event observables, in the order of the ``observable`` axis
+BASELINES: tuple[str, ...] = ("leading_jet_pt", "leading_jet_mass", "ht")
+#: the model's event scores
+SCORE_KINDS: tuple[str, ...] = ("max", "mean")
+#: baselines: 1/16 GeV to 16 TeV, 16 bins per octave (4.4% wide)
+BASELINE_BINNING = Log2Binning(-4, 14, 4)
+#: leading-jet pT / mass axis of the sculpting histograms: 0.25 GeV to 8 TeV, 4 per octave
+LEADING_BINNING = Log2Binning(-2, 13, 2)
+_LABELS = {
+    "leading_jet_pt": "leading-jet $p_T$ [GeV]",
+    "leading_jet_mass": "leading-jet mass [GeV]",
+    "ht": "$H_T$ [GeV]",
+}
+
+
+def make_anomaly_hists() -> dict[str, hist.Hist]:
+    """Empty histograms (identical in every chunk, so they add across chunks)."""
+    obs = hist.axis.StrCategory(list(BASELINES), name="observable", overflow=False)
+    lead = hist.axis.StrCategory(list(BASELINES[:2]), name="observable", overflow=False)
+    kind = hist.axis.StrCategory(
+        list(SCORE_KINDS), name="kind", label="event score", overflow=False
+    )
+    return {
+        "baseline": hist.Hist(obs, BASELINE_BINNING.axis("value", "value [GeV]")),
+        "score_vs_leading": hist.Hist(
+            kind,
+            lead,
+            SCORE_BINNING.axis("score", "event anomaly score"),
+            LEADING_BINNING.axis("value", "leading-jet value [GeV]"),
+        ),
+    }
+
+
+def anomaly_hists(
+    original: np.ndarray, score: np.ndarray, counts: np.ndarray, variables: Sequence[str]
+) -> dict[str, hist.Hist]:
+    """Filled anomaly histograms of one chunk.
+
+    Parameters
+    ----------
+    original : (n_jets, n_variables) array
+        The jets the model saw, in physical units (flat over events).
+    score : (n_jets,) array
+        Their anomaly scores.
+    counts : (n_events,) array
+        Jets per event (``original`` rows belong to events in order).
+    variables : sequence of str
+        The model's variables (the columns of ``original``).
+    """
+    out = make_anomaly_hists()
+    canon = [canonical_variable(v) for v in variables]
+    if "pt" not in canon or len(score) == 0:
+        return out
+    pt = np.asarray(original[:, canon.index("pt")], dtype=np.float64)
+    mass = (
+        np.asarray(original[:, canon.index("mass")], dtype=np.float64) if "mass" in canon else None
+    )
+    base = event_baselines(pt, mass, counts)
+    ev = event_scores(score, counts)
+    for i, name in enumerate(BASELINES):
+        if name in base:
+            add_counts(out["baseline"], (i,), BASELINE_BINNING.index(base[name]))
+    for k, kind in enumerate(SCORE_KINDS):
+        s_idx = SCORE_BINNING.index(ev[kind])
+        for j, name in enumerate(BASELINES[:2]):
+            if name in base:
+                add_counts(
+                    out["score_vs_leading"], (k, j), s_idx, LEADING_BINNING.index(base[name])
+                )
+    return out
+
+
+def baseline_label(name: str) -> str:
+    """Axis label of a baseline observable."""
+    return _LABELS.get(name, name)
+
+
+def has_anomaly_hists(d: Mapping[str, Any]) -> bool:
+    """Whether a dataset's processor output carries filled anomaly histograms."""
+    a = d.get("anomaly")
+    return isinstance(a, dict) and "baseline" in a and a["baseline"].sum(flow=True) > 0
+
+
+#: display names of the curves compared by :func:`rocs_from_outputs`
+CURVES: dict[str, str] = {
+    "score_event_max": "event score (max)",
+    "score_event_mean": "event score (mean)",
+    "score_jet": "jet score (per jet)",
+    "leading_jet_pt": "leading-jet $p_T$",
+    "leading_jet_mass": "leading-jet mass",
+    "ht": "$H_T$",
+}
+
+
+def rocs_from_outputs(outputs: Mapping[str, Any], background: str, signal: str) -> dict[str, Roc]:
+    """Binned ROCs of the model's scores and of the baselines, background vs signal.
+
+    Keys as in :data:`CURVES`; the baselines only where both datasets carry the anomaly
+    histograms. The jet score's ROC counts jets, the others count events.
+    """
+    for name in (background, signal):
+        if name not in outputs:
+            raise KeyError(f"dataset {name!r} not in results; have {sorted(outputs)}")
+    b, s = outputs[background], outputs[signal]
+    out: dict[str, Roc] = {}
+    for key in ("score_event_max", "score_event_mean", "score_jet"):
+        if b[key].sum(flow=True) > 0 and s[key].sum(flow=True) > 0:
+            out[key] = roc_from_hists(b[key], s[key])
+    if has_anomaly_hists(b) and has_anomaly_hists(s):
+        for name in BASELINES:
+            hb = b["anomaly"]["baseline"][{"observable": name}]
+            hs = s["anomaly"]["baseline"][{"observable": name}]
+            if hb.sum(flow=True) > 0 and hs.sum(flow=True) > 0:
+                out[name] = roc_from_hists(hb, hs)
+    return out
+
+
+def sculpting_from_output(
+    d: Mapping[str, Any], kind: str = "max", eps_b: Sequence[float] = (0.1, 0.01)
+) -> dict[str, dict[float, dict[str, Any]]]:
+    """Binned sculpting of one dataset's leading-jet pT and mass spectra by event-score
+    cuts keeping ``eps_b`` of its events: ``{observable: {eps: ...}}`` (see
+    :func:`hepae_coffea.anomaly.sculpting_from_counts`), plus the observable's edges under
+    ``"edges"`` of each entry."""
+    if not has_anomaly_hists(d):
+        raise ValueError("no anomaly histograms in this output (a model without pt?)")
+    h = d["anomaly"]["score_vs_leading"]
+    edges = h.axes["score"].edges
+    value_edges = h.axes["value"].edges
+    out = {}
+    for name in BASELINES[:2]:
+        c = h[{"kind": kind, "observable": name}].values(flow=True)[:, 1:-1]
+        if c.sum() <= 0:
+            continue
+        res = sculpting_from_counts(c, edges, eps_b)
+        for v in res.values():
+            v["edges"] = value_edges
+        out[name] = res
+    return out
