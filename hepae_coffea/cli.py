@@ -41,6 +41,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.seed,
         args.output,
         pthat_min=args.pthat_min,
+        pthat_max=args.pthat_max,
+        bias_pow=args.bias_pow,
+        bias_ref=args.bias_ref,
+        jet_ptmin=args.jet_ptmin,
+        jet_etamax=args.jet_etamax,
         progress=not args.quiet,
         overwrite=args.overwrite,
     )
@@ -88,6 +93,15 @@ _TRAIN_OPTS = {
     "--max-jets": ("max_jets", int, "use at most N jets (0: all)"),
     "--prefix": ("prefix", str, "jet branch prefix (default Jet_)"),
     "--tree": ("tree", str, "tree name (default: Events or the only tree)"),
+    "--weight-branch": (
+        "weight_branch",
+        str,
+        "per-event weight branch used in the loss, e.g. genWeight (default: unweighted)",
+    ),
+    "--shuffle-buffer": ("shuffle_buffer", int, "streaming: jets in the shuffle buffer (200000)"),
+    "--step-events": ("step_events", int, "events per chunk read from the files (50000)"),
+    "--fit-jets": ("fit_jets", int, "streaming: jets sampled to fit the normalisation (500000)"),
+    "--device": ("device", str, "auto, cpu or cuda (default auto: cuda when available)"),
 }
 
 
@@ -110,6 +124,12 @@ def _add_train(sub) -> None:
         metavar="VAR=KIND",
         help="override a variable's normalisation (log, standard, scale:S, angle, "
         "periodic, identity, onehot or onehot:K for discrete variables), repeatable",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream the files chunk by chunk through a shuffle buffer (samples larger "
+        "than memory)",
     )
     p.add_argument("--no-preview", action="store_true", help="no per-epoch preview PNGs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -151,6 +171,8 @@ def _train_config(args: argparse.Namespace):
         }
     if args.no_preview:
         values["preview"] = False
+    if args.stream:
+        values["stream"] = True
     if not values.get("inputs"):
         raise ValueError("no training data: give input files or 'inputs' in --config")
     return TrainConfig(**values)
@@ -547,10 +569,24 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "generate", help="generate a Pythia 8 jet sample (needs the 'generate' extra)"
     )
-    g.add_argument("--process", required=True, choices=["qcd", "ttbar", "zprime"])
+    g.add_argument(
+        "--process", required=True, choices=["qcd", "qcd_flat", "wjets", "zjets", "ttbar", "zprime"]
+    )
     g.add_argument("--events", type=int, required=True, help="number of events")
     g.add_argument("--seed", type=int, default=1, help="Pythia random seed (1..900000000)")
     g.add_argument("--pthat-min", type=float, default=None, help="QCD pTHatMin in GeV (default 50)")
+    g.add_argument("--pthat-max", type=float, default=None, help="pTHatMax in GeV (a pT-hat slice)")
+    g.add_argument(
+        "--bias-pow",
+        type=float,
+        default=None,
+        help="flatten the pT-hat spectrum by (pTHat/ref)^POW, events weighted (genWeight); 0: off",
+    )
+    g.add_argument("--bias-ref", type=float, default=None, help="bias reference pT-hat in GeV")
+    g.add_argument("--jet-ptmin", type=float, default=20.0, help="minimum jet pT in GeV (20)")
+    g.add_argument(
+        "--jet-etamax", type=float, default=None, help="maximum jet |eta| (default: no cut)"
+    )
     g.add_argument("-o", "--output", required=True, help="output ROOT file")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
