@@ -318,6 +318,12 @@ def _add_run(sub) -> None:
         default=None,
         help="with --compress-dir: round latents to M mantissa bits",
     )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="cpu",
+        help="where the model runs (default cpu; auto: cuda when available)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -345,6 +351,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         status=not args.quiet,
         compress_dir=args.compress_dir,
         latent_bits=args.latent_bits,
+        device=args.device,
     )
     files = save_output(result.output, args.output, run_info(result, read_metadata(args.model)))
     summary = summarize(result.output, result.seconds)
@@ -508,6 +515,12 @@ def _add_compress(sub) -> None:
         )
         p.add_argument("--level", type=int, default=5, help="compression level (default 5)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        p.add_argument(
+            "--device",
+            choices=["auto", "cpu", "cuda"],
+            default="cpu",
+            help="where the model runs (default cpu; auto: cuda when available)",
+        )
     c.add_argument("--tree", default="Events", help="tree name (default Events)")
     c.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
     c.set_defaults(func=_cmd_compress)
@@ -535,6 +548,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         tree=args.tree,
         collection=args.collection,
         overwrite=args.overwrite,
+        device=args.device,
     )
     _print_sizes("compressed", s)
     return 0
@@ -550,6 +564,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
         compression=args.compression,
         level=args.level,
         overwrite=args.overwrite,
+        device=args.device,
     )
     _print_sizes("restored", s)
     return 0

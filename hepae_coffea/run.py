@@ -261,6 +261,7 @@ def run(
     status: bool = False,
     compress_dir: str | os.PathLike | None = None,
     latent_bits: int | None = None,
+    device: str = "cpu",
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -283,6 +284,8 @@ def run(
         Show coffea's progress bar.
     compress_dir, latent_bits
         Also write the compressed events chunk by chunk (see the processor).
+    device : {"auto", "cpu", "cuda"}
+        Where each worker runs the model (``auto``: cuda when the worker has a GPU).
     """
     from coffea import processor
     from coffea.nanoevents import BaseSchema
@@ -302,6 +305,7 @@ def run(
         torch_threads=threads,
         compress_dir=compress_dir,
         latent_bits=latent_bits,
+        device=device,
     )
     wanted = [proc.fields.get(v, v) for v in proc.variables]
     fs, skipped = _validate(build_fileset(fileset), collection, wanted, skip_bad_files)

@@ -33,7 +33,14 @@ from hepae_coffea.hists import (
     make_hists,
 )
 from hepae_coffea.metrics import residual_kind, residuals, unphysical_mask
-from hepae_coffea.model_cache import block_rows, get_model, in_blocks, model_bytes_sha256
+from hepae_coffea.model_cache import (
+    DEVICES,
+    block_rows,
+    get_model,
+    in_blocks,
+    model_bytes_sha256,
+    resolve_device,
+)
 
 __all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
 
@@ -91,6 +98,7 @@ def compress_decompress_chunk(
     abs_eta_max: float | None = None,
     where: str = "chunk",
     event_jets: int | None = None,
+    device: str = "cpu",
 ) -> ChunkResult:
     """Run the model over one chunk's jets (vectorised) and return flat and per-event results.
 
@@ -115,8 +123,11 @@ def compress_decompress_chunk(
         For event-level models: J, the leading jets per event the model takes together;
         the results then cover those jets only (``n_beyond`` counts the others), and
         ``latent`` has one row per event with jets.
+    device : str
+        ``cpu``, ``cuda`` or ``auto`` (cuda when this worker has a GPU).
     """
-    module, loaded = get_model(model_bytes, sha256)
+    device = resolve_device(device)
+    module, loaded = get_model(model_bytes, sha256, device)
     fields = dict(fields or {})
     available, prefix = _jet_fields(events, collection)
     label = f"{where}: collection {collection!r}"
@@ -166,7 +177,8 @@ def compress_decompress_chunk(
                     module.encode_decode_score,
                     torch.from_numpy(xe[has]),
                     torch.from_numpy(me[has].astype(np.float32)),
-                    block=max(block_rows() // event_jets, 1),
+                    block=max(block_rows() // event_jets, 1) if device == "cpu" else None,
+                    device=device,
                 )
             rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
         else:
@@ -177,7 +189,7 @@ def compress_decompress_chunk(
         counts = np.minimum(counts, event_jets)
     elif len(x):
         with torch.inference_mode():
-            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x))
+            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x), device=device)
         z, rec, s = z.numpy(), rec.numpy(), s.numpy()
     else:  # chunks without jets: empty arrays of the right shape
         z = np.zeros((0, latent_dim), np.float32)
@@ -223,6 +235,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         ``compress_dir/<dataset>/<file>_<start>_<stop>.root`` (as ``hepae compress`` does,
         with ``latent_bits``, ``compression`` and ``level``); the output lists them under
         ``"compressed"``. The directory must be reachable from every worker.
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
 
     def __init__(
@@ -238,7 +252,11 @@ class JetCompressionProcessor(processor.ProcessorABC):
         latent_bits: int | None = None,
         compression: str = "zstd",
         level: int = 5,
+        device: str = "cpu",
     ) -> None:
+        if device.split(":", 1)[0] not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+        self.device = device
         if isinstance(model, bytes | bytearray):
             self.model_bytes = bytes(model)
             label = "model bytes"
@@ -291,6 +309,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
             abs_eta_max=self.abs_eta_max,
             where=where,
             event_jets=self.event_jets,
+            device=getattr(self, "device", "cpu"),
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
@@ -324,6 +343,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
             collection=self.collection,
             compression=self.compression,
             level=self.level,
+            device=getattr(self, "device", "cpu"),
         )
         return {"files": [str(out)], "events": events, "jets": jets}
 

@@ -23,6 +23,7 @@ import numpy as np
 from coffea.ml_tools.torch_wrapper import torch_wrapper
 
 from hepae_coffea.export import check_variables, default_model_path, read_metadata
+from hepae_coffea.model_cache import DEVICES, resolve_device
 
 __all__ = ["OUTPUTS", "JetAutoencoderWrapper"]
 
@@ -40,6 +41,8 @@ class JetAutoencoderWrapper(torch_wrapper):
         ``{model variable: field of the jet collection}`` where names differ.
     output : {"reconstructed", "latent", "score"}
         What calling the wrapper returns per jet.
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
 
     def __init__(
@@ -47,7 +50,11 @@ class JetAutoencoderWrapper(torch_wrapper):
         model: str | os.PathLike | None = None,
         fields: Mapping[str, str] | None = None,
         output: str = "reconstructed",
+        device: str = "auto",
     ) -> None:
+        if device.split(":", 1)[0] not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+        self.device_name = device
         path = str(model) if model is not None else str(default_model_path())
         self.metadata = read_metadata(path)
         self.variables = [v["name"] for v in self.metadata["variables"]]
@@ -58,6 +65,19 @@ class JetAutoencoderWrapper(torch_wrapper):
         width = int(self.metadata["latent_dim"]) if output == "latent" else len(self.variables)
         shape = (None,) if output == "score" else (None, width)
         super().__init__(path, expected_output_shape=shape)
+
+    def _create_device(self):
+        import torch
+
+        return torch.device(resolve_device(self.device_name))
+
+    def _create_model(self):
+        import torch
+
+        # model files are device-neutral: load on the CPU, then move
+        model = torch.jit.load(self.torch_jit, map_location="cpu").to(self.device)
+        model.eval()
+        return model
 
     def check_variables(self, requested: list[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
@@ -85,7 +105,7 @@ class JetAutoencoderWrapper(torch_wrapper):
 
         if len(x) == 0:
             return super().numpy_call(x)
-        t = torch.from_numpy(np.require(x, np.float32, ["C", "W"]))
+        t = torch.from_numpy(np.require(x, np.float32, ["C", "W"])).to(self.device)
         with torch.no_grad():
             if self.output == "latent":
                 out = self.model.encode(t)
@@ -99,7 +119,7 @@ class JetAutoencoderWrapper(torch_wrapper):
         """Per-jet results mapped back onto the event structure of ``jets``."""
         wrapper = self
         if output is not None and output != self.output:
-            wrapper = JetAutoencoderWrapper(self.torch_jit, self.fields, output)
+            wrapper = JetAutoencoderWrapper(self.torch_jit, self.fields, output, self.device_name)
         flat = wrapper(jets)
         if isinstance(jets, ak.Array):
             return ak.unflatten(flat, ak.num(jets, axis=1))
