@@ -177,25 +177,25 @@ def batches(
 ) -> Iterator[list[np.ndarray]]:
     """Cut a stream of row blocks, mixed by ``buffer``, into batches of ``batch_size`` rows
     (the last one may be shorter)."""
-    pending: list[list[np.ndarray]] = []
-    n_pending = 0
+    carry: list[np.ndarray] | None = None  # fewer than batch_size rows left over
 
     def take(block: list[np.ndarray]) -> Iterator[list[np.ndarray]]:
-        nonlocal pending, n_pending
-        if len(block[0]):
-            pending.append(block)
-            n_pending += len(block[0])
-        while n_pending >= batch_size:
-            merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
-            yield [m[:batch_size] for m in merged]
-            rest = [m[batch_size:] for m in merged]
-            n_pending -= batch_size
-            pending = [rest] if n_pending else []
+        # each row is copied at most once here (with the carry), batches are views
+        nonlocal carry
+        if carry is not None:
+            block = [np.concatenate([c, b]) for c, b in zip(carry, block, strict=True)]
+            carry = None
+        n = len(block[0])
+        n_full = n - n % batch_size
+        for i in range(0, n_full, batch_size):
+            yield [b[i : i + batch_size] for b in block]
+        if n_full < n:
+            carry = [b[n_full:] for b in block]
 
     for block in chunks:
         yield from take(buffer.push(*block))
     tail = buffer.flush()
     if tail is not None:
         yield from take(tail)
-    if n_pending:
-        yield [np.concatenate(parts) for parts in zip(*pending, strict=True)]
+    if carry is not None:
+        yield carry

@@ -645,6 +645,7 @@ def train(
             unit_scale=True,
         )
         done = 0
+        loss_sum = 0.0
         for i, (ub, wb) in enumerate(_epoch_batches(prep, config, epoch, device)):
             if i >= steps:  # the schedule's length is fixed; a stream never yields more
                 break
@@ -655,6 +656,7 @@ def train(
             sched.step()
             lv = loss.item()
             running = lv if i == 0 else 0.95 * running + 0.05 * lv
+            loss_sum += lv * len(ub)
             done += len(ub)
             bar.update(len(ub))
             if i % 20 == 0:
@@ -662,11 +664,16 @@ def train(
         bar.close()
         epoch_s = time.perf_counter() - t_epoch
         rate = done / epoch_s if epoch_s > 0 else float("inf")
-        u_tr_eval = prep.u_tr[: min(n, 200_000)] if prep.u_tr is not None else u_va
-        w_tr_eval = prep.w_tr[: min(n, 200_000)] if prep.w_tr is not None else prep.w_va
-        train_loss = _evaluate(
-            model, u_tr_eval, config.beta, w=w_tr_eval, mean_weight=prep.mean_weight
-        )
+        if prep.u_tr is not None:
+            train_loss = _evaluate(
+                model,
+                prep.u_tr[: min(n, 200_000)],
+                config.beta,
+                w=None if prep.w_tr is None else prep.w_tr[: min(n, 200_000)],
+                mean_weight=prep.mean_weight,
+            )
+        else:  # streamed: the mean batch loss of the epoch (the model changed meanwhile)
+            train_loss = loss_sum / max(done, 1)
         val_loss = _evaluate(model, u_va, config.beta, w=prep.w_va, mean_weight=prep.mean_weight)
         summary, res = _physical_check(model, x_va, config.variables)
         seconds = elapsed_before + time.perf_counter() - t_start
