@@ -17,20 +17,45 @@ timed (in the work directory), and the one-cycle schedule is sized to the budget
 Each model is evaluated on the test file: sigma68 per variable (relative for pt and mass,
 absolute for eta and phi), RMS, and the number of unphysical reconstructions. Rows are
 merged by name into the output JSON (a list of rows).
+
+Per-pT-bin table of one model on held-out samples (no training)::
+
+    python benchmarks/quality.py --model hepae_coffea/data/default_model.pt \
+        --held-out qcd_flat=samples/qcd_flat_test.root ttbar=samples/ttbar_test.root \
+        --bins-out benchmarks/results/quality_bins.json
+
+prints, for each held-out process, sigma68 of pt, eta, phi and mass in the pT bins of
+``PT_BINS`` (bins with fewer than ``MIN_JETS`` jets are marked), checks the targets
+(``TARGETS``; no bin more than 3x worse than the best) and writes a JSON file with
+provenance (commit, date, machine load, model SHA-256).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import logging
+import os
+import platform
+import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hepae_coffea.evaluate import evaluate
+from hepae_coffea.metrics import residuals, sigma68
 from hepae_coffea.train import TrainConfig, load_config, train
+
+#: pT bins (GeV) of the per-bin table
+PT_BINS = (20, 100, 200, 400, 700, 1000, 1500, 2000, 3000)
+#: sigma68 targets: relative for pt and mass, absolute for eta and phi
+TARGETS = {"pt": 0.005, "eta": 0.005, "phi": 0.005, "mass": 0.005}
+#: bins with fewer jets are reported but not judged
+MIN_JETS = 50
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "tools" / "default_model.yaml"
 VARIABLES = ("pt", "eta", "phi", "mass")
@@ -118,7 +143,8 @@ def export_from_checkpoint(name: str, workdir: Path) -> tuple[Path, float, int]:
     config = TrainConfig(**{k: v for k, v in ck["config"].items() if k in known})
     if ck["epoch"] != config.epochs:
         raise RuntimeError(f"{ck_path}: run stopped at epoch {ck['epoch']} of {config.epochs}")
-    data, model, _u_tr, u_va, x_va = _prepare(config)
+    prep = _prepare(config)
+    model, u_va, x_va = prep.model, prep.u_va, prep.x_va
     missing, unexpected = model.load_state_dict(ck["best_state"], strict=False)
     if unexpected or any(not k.startswith("normalizer.") for k in missing):
         raise RuntimeError(f"{ck_path}: state mismatch {missing=} {unexpected=}")
@@ -130,7 +156,7 @@ def export_from_checkpoint(name: str, workdir: Path) -> tuple[Path, float, int]:
         "stop_reason": "epochs (exported from checkpoint)",
         "seconds": round(ck["seconds"], 1),
     }
-    metadata = build_metadata(model, config, data.summary(), metrics, data.transforms)
+    metadata = build_metadata(model, config, prep.summary, metrics, prep.transforms)
     if config.bottleneck != "packed":
         with torch.no_grad():
             z = model.encode(x_va)
@@ -178,12 +204,123 @@ def run(name: str, args: argparse.Namespace, workdir: Path) -> dict:
     return row
 
 
+# --- per-pT-bin table ----------------------------------------------------------------------
+
+
+def per_bin(orig: np.ndarray, rec: np.ndarray, variables, bins=PT_BINS) -> list[dict]:
+    """sigma68 per variable in bins of the original jet pT (GeV)."""
+    res = residuals(orig, rec, variables)
+    pt = orig[:, list(variables).index("pt")]
+    rows = []
+    for lo, hi in itertools.pairwise(bins):
+        sel = (pt >= lo) & (pt < hi)
+        row: dict = {"lo": lo, "hi": hi, "n_jets": int(sel.sum())}
+        for j, v in enumerate(variables):
+            r = res[sel, j]
+            r = r[np.isfinite(r)]
+            row[v] = float(sigma68(r)) if len(r) else float("nan")
+        rows.append(row)
+    return rows
+
+
+def judge(rows: list[dict], variables) -> dict:
+    """Targets met per bin, and the worst/best ratio per variable (bins with enough jets)."""
+    judged = [r for r in rows if r["n_jets"] >= MIN_JETS]
+    out: dict = {"bins_judged": len(judged), "fails": []}
+    for v in variables:
+        vals = [r[v] for r in judged]
+        if not vals:
+            continue
+        out[f"worst_over_best_{v}"] = max(vals) / max(min(vals), 1e-12)
+        out["fails"] += [
+            f"{v} {r['lo']}-{r['hi']}: {r[v]:.4f}" for r in judged if r[v] > TARGETS.get(v, np.inf)
+        ]
+    return out
+
+
+def print_table(process: str, rows: list[dict], variables, verdict: dict) -> None:
+    print(f"\n### {process}\n")
+    print("| pT bin (GeV) | jets | " + " | ".join(variables) + " |")
+    print("|---|---|" + "---|" * len(variables))
+    for r in rows:
+        mark = "" if r["n_jets"] >= MIN_JETS else " (few jets)"
+        vals = " | ".join(f"{r[v]:.4f}" if np.isfinite(r[v]) else "-" for v in variables)
+        print(f"| {r['lo']}-{r['hi']}{mark} | {r['n_jets']} | {vals} |")
+    ratios = ", ".join(
+        f"{v} {verdict.get(f'worst_over_best_{v}', float('nan')):.1f}x" for v in variables
+    )
+    print(f"\nworst bin / best bin: {ratios}; bins above target: {len(verdict['fails'])}")
+
+
+def provenance() -> dict:
+    """Commit, date, machine and load, for the results file."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def bins_main(args: argparse.Namespace) -> None:
+    model = Path(args.model)
+    out: dict = {
+        "provenance": provenance(),
+        "model": str(model),
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "pt_bins": list(PT_BINS),
+        "targets": TARGETS,
+        "min_jets_judged": MIN_JETS,
+        "processes": {},
+    }
+    for item in args.held_out:
+        process, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"--held-out wants PROCESS=FILE, got {item!r}")
+        ev = evaluate(path, model)
+        rows = per_bin(ev.original, ev.reconstructed, ev.variables)
+        verdict = judge(rows, ev.variables)
+        print_table(f"{process} (`{Path(path).name}`)", rows, ev.variables, verdict)
+        out["processes"][process] = {
+            "file": Path(path).name,
+            "n_jets": len(ev.original),
+            "unphysical": int(ev.summary["_jets"]["unphysical"]),
+            "jets_per_second": round(float(ev.jets_per_second)),
+            "bins": rows,
+            "verdict": verdict,
+        }
+        print(
+            f"unphysical reconstructions: {out['processes'][process]['unphysical']} of {len(ev.original)}"
+        )
+    if args.bins_out:
+        dest = Path(args.bins_out)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"\nwrote {dest}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
+    p.add_argument("--train")
+    p.add_argument("--test")
+    p.add_argument("--model", help="per-pT-bin mode: the model to evaluate (no training)")
+    p.add_argument("--held-out", nargs="+", default=[], metavar="PROCESS=FILE")
+    p.add_argument("--bins-out", default="", help="per-pT-bin results JSON")
     p.add_argument(
         "--minutes",
         type=float,
@@ -205,6 +342,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.model:
+        if not args.held_out:
+            p.error("--model needs --held-out PROCESS=FILE ...")
+        bins_main(args)
+        return
+    if not (args.train and args.test):
+        p.error("--train and --test are required (or --model with --held-out)")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}", flush=True)

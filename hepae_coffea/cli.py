@@ -100,6 +100,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.seed,
         args.output,
         pthat_min=args.pthat_min,
+        pthat_max=args.pthat_max,
+        bias_pow=args.bias_pow,
+        bias_ref=args.bias_ref,
+        jet_ptmin=args.jet_ptmin,
+        jet_etamax=args.jet_etamax,
         progress=not args.quiet,
         overwrite=args.overwrite,
     )
@@ -166,6 +171,23 @@ _TRAIN_OPTS = {
     "--format": ("format", str, "force the file format (nanoaod, physlite, opendata2020, ...)"),
     "--units": ("units", str, "energy unit of the files, overriding the format's (MeV or GeV)"),
     "--collection": ("collection", str, "jet collection (PHYSLITE: Jets or LargeRJets)"),
+    "--weight-branch": (
+        "weight_branch",
+        str,
+        "per-event weight branch used in the loss, e.g. genWeight (default: unweighted)",
+    ),
+    "--shuffle-buffer": (
+        "shuffle_buffer",
+        _POSITIVE,
+        "streaming: jets in the shuffle buffer (200000)",
+    ),
+    "--step-events": ("step_events", _POSITIVE, "events per chunk read from the files (50000)"),
+    "--fit-jets": (
+        "fit_jets",
+        _POSITIVE,
+        "streaming: jets sampled to fit the normalisation (500000)",
+    ),
+    "--device": ("device", str, "auto, cpu or cuda (default auto: cuda when available)"),
 }
 
 
@@ -188,6 +210,12 @@ def _add_train(sub) -> None:
         metavar="VAR=KIND",
         help="override a variable's normalisation (log, standard, scale:S, angle, "
         "periodic, identity, onehot or onehot:K for discrete variables), repeatable",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream the files chunk by chunk through a shuffle buffer (samples larger "
+        "than memory)",
     )
     p.add_argument("--no-preview", action="store_true", help="no per-epoch preview PNGs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
@@ -252,6 +280,8 @@ def _train_config(args: argparse.Namespace):
         }
     if args.no_preview:
         values["preview"] = False
+    if args.stream:
+        values["stream"] = True
     if not values.get("inputs"):
         raise ValueError("no training data: give input files or 'inputs' in --config")
     config = TrainConfig(**values)
@@ -462,6 +492,12 @@ def _add_run(sub) -> None:
         default=None,
         help="with --compress-dir: round latents to M mantissa bits (0..23)",
     )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="cpu",
+        help="where the model runs (default cpu; auto: cuda when available)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -501,6 +537,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         latent_bits=args.latent_bits,
         fmt=args.format,
         units=args.units,
+        device=args.device,
     )
     for line in result.format_lines():
         print(line)
@@ -696,6 +733,12 @@ def _add_compress(sub) -> None:
         )
         p.add_argument("--level", type=_LEVEL, default=5, help="compression level (default 5)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        p.add_argument(
+            "--device",
+            choices=["auto", "cpu", "cuda"],
+            default="cpu",
+            help="where the model runs (default cpu; auto: cuda when available)",
+        )
     c.add_argument("--tree", default="Events", help="tree name (default Events)")
     c.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
     c.set_defaults(func=_cmd_compress)
@@ -725,6 +768,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         tree=args.tree,
         collection=args.collection,
         overwrite=args.overwrite,
+        device=args.device,
     )
     _print_sizes("compressed", s)
     return 0
@@ -742,6 +786,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
         compression=args.compression,
         level=args.level,
         overwrite=args.overwrite,
+        device=args.device,
     )
     _print_sizes("restored", s)
     return 0
@@ -796,10 +841,24 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "generate", help="generate a Pythia 8 jet sample (needs the 'generate' extra)"
     )
-    g.add_argument("--process", required=True, choices=["qcd", "ttbar", "zprime"])
+    g.add_argument(
+        "--process", required=True, choices=["qcd", "qcd_flat", "wjets", "zjets", "ttbar", "zprime"]
+    )
     g.add_argument("--events", type=_POSITIVE, required=True, help="number of events")
     g.add_argument("--seed", type=int, default=1, help="Pythia random seed (1..900000000)")
     g.add_argument("--pthat-min", type=float, default=None, help="QCD pTHatMin in GeV (default 50)")
+    g.add_argument("--pthat-max", type=float, default=None, help="pTHatMax in GeV (a pT-hat slice)")
+    g.add_argument(
+        "--bias-pow",
+        type=float,
+        default=None,
+        help="flatten the pT-hat spectrum by (pTHat/ref)^POW, events weighted (genWeight); 0: off",
+    )
+    g.add_argument("--bias-ref", type=float, default=None, help="bias reference pT-hat in GeV")
+    g.add_argument("--jet-ptmin", type=float, default=20.0, help="minimum jet pT in GeV (20)")
+    g.add_argument(
+        "--jet-etamax", type=float, default=None, help="maximum jet |eta| (default: no cut)"
+    )
     g.add_argument("-o", "--output", required=True, help="output ROOT file")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

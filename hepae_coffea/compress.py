@@ -29,7 +29,7 @@ from .atomic import atomic_output, is_disk_full
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, metadata_from_bytes
-from .model_cache import get_model, in_blocks, model_bytes_sha256
+from .model_cache import get_model, in_blocks, model_bytes_sha256, resolve_device
 
 __all__ = [
     "COMPRESSIONS",
@@ -159,6 +159,7 @@ def compress_arrays(
     latent_bits: int | None = None,
     where: str = "input",
     event_jets: int | None = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], int]:
     """One chunk: replace the model's jet branches by latents; return (writable dict, n_jets).
 
@@ -166,9 +167,11 @@ def compress_arrays(
     finite: non-finite values are refused with a count, never silently altered. For an
     event-level model (``event_jets`` = J) the latents are per event
     (``<collection>Latent_z<i>``), and the jets after the leading J keep their values in
-    ``<collection>Extra_<variable>`` branches.
+    ``<collection>Extra_<variable>`` branches. ``device``: where the encoder runs
+    (``auto``, ``cpu``, ``cuda``).
     """
-    module, _ = get_model(model_bytes, sha256)
+    device = resolve_device(device)
+    module, _ = get_model(model_bytes, sha256, device)
     prefix = collection + "_"
     cols = []
     for v in variables:
@@ -191,11 +194,13 @@ def compress_arrays(
     data = {k: arrays[k] for k in kept}
     if event_jets is not None:
         return _compress_events(
-            data, kept, module, x, arrays, cols, collection, event_jets, latent_bits
+            data, kept, module, x, arrays, cols, collection, event_jets, latent_bits, device
         )
     if len(x):
         with torch.inference_mode():
-            (z,) = in_blocks(module.encode, torch.from_numpy(np.ascontiguousarray(x)))
+            (z,) = in_blocks(
+                module.encode, torch.from_numpy(np.ascontiguousarray(x)), device=device
+            )
             z = z.numpy()
     else:
         z = np.zeros((0, int(module.latent_dim)), np.float32)
@@ -207,11 +212,20 @@ def compress_arrays(
     return _to_writable(ak.Array(data), order), len(x)
 
 
-def _compress_events(data, kept, module, x, arrays, cols, collection, event_jets, latent_bits):
+def _compress_events(
+    data, kept, module, x, arrays, cols, collection, event_jets, latent_bits, device="cpu"
+):
     counts = ak.to_numpy(ak.num(arrays[cols[0]], axis=1))
     xe, me = pad_events(x, counts, event_jets)
     with torch.inference_mode():
-        z = module.encode(torch.from_numpy(xe), torch.from_numpy(me.astype(np.float32))).numpy()
+        (z,) = in_blocks(
+            module.encode,
+            torch.from_numpy(xe),
+            torch.from_numpy(me.astype(np.float32)),
+            block=len(xe) or 1,
+            device=device,
+        )
+        z = z.numpy()
     if latent_bits is not None:
         z = truncate_mantissa(z, latent_bits)
     names = [f"{collection}Latent_z{i}" for i in range(z.shape[1])]
@@ -294,6 +308,7 @@ def write_compressed_chunk(
     collection: str = "Jet",
     compression: str = "zstd",
     level: int = 5,
+    device: str = "cpu",
 ) -> tuple[int, int]:
     """Compress entries [start, stop) of one file into its own output file (used by the
     processor to compress chunk by chunk on any executor). Returns (events, jets)."""
@@ -316,6 +331,7 @@ def write_compressed_chunk(
         latent_bits,
         where=f"{path}[{start}:{stop}]",
         event_jets=int(meta["event_jets"]) if meta.get("level") == "event" else None,
+        device=device,
     )
     with (
         atomic_output(Path(output), overwrite=True) as tmp,
@@ -343,13 +359,19 @@ def write_compressed_chunk(
     return len(arrays), n
 
 
-def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches):
+def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches, device="cpu"):
     """Event-level latents + extra jets -> (jets per event, flat jets in file order)."""
     counts = ak.to_numpy(arrays[f"n{collection}"]).astype(np.int64)
     z = np.stack([ak.to_numpy(arrays[c]) for c in zcols], axis=1).astype(np.float32)
     mask = np.arange(event_jets)[None, :] < np.minimum(counts, event_jets)[:, None]
     with torch.inference_mode():
-        rec_e = module.decode(torch.from_numpy(z), torch.from_numpy(mask.astype(np.float32)))
+        (rec_e,) = in_blocks(
+            module.decode,
+            torch.from_numpy(z),
+            torch.from_numpy(mask.astype(np.float32)),
+            block=len(z) or 1,
+            device=device,
+        )
     lead = ak.unflatten(rec_e.numpy()[mask], np.minimum(counts, event_jets))
     extra = ak.concatenate(
         [arrays[f"{collection}Extra_{b.split('_', 1)[1]}"][:, :, np.newaxis] for b in jet_branches],
@@ -395,6 +417,7 @@ def compress(
     collection: str = "Jet",
     step_size: str | int = "100 MB",
     overwrite: bool = False,
+    device: str = "cpu",
 ) -> CompressionSummary:
     """Write ``output`` with the jets of ``inputs`` replaced by the model's latents.
 
@@ -408,6 +431,8 @@ def compress(
         Round the float32 latents to this many mantissa bits (0..23).
     compression, level : str, int
         ROOT compression of the output (zlib, lzma, lz4, zstd) and its level.
+    device : {"auto", "cpu", "cuda"}
+        Where the encoder runs (the latents written are the same up to float rounding).
     """
     import uproot
 
@@ -448,6 +473,7 @@ def compress(
                         latent_bits,
                         where=p,
                         event_jets=event_jets,
+                        device=device,
                     )
                     if not created:
                         fout.mktree(tree, _types(data))
@@ -507,6 +533,7 @@ def decompress(
     level: int = 5,
     step_size: str | int = "100 MB",
     overwrite: bool = False,
+    device: str = "cpu",
 ) -> CompressionSummary:
     """Restore the jet branches of a file written by :func:`compress`.
 
@@ -528,7 +555,8 @@ def decompress(
                 f"{given}: does not match the model that compressed {path} "
                 f"(SHA-256 {info['model_sha256'][:12]}...)"
             )
-    module, _ = get_model(model_bytes, info["model_sha256"])
+    device = resolve_device(device)
+    module, _ = get_model(model_bytes, info["model_sha256"], device)
     tree, collection = info["tree"], info["collection"]
     k = int(info["model"]["latent_dim"])
     event_jets = info["model"].get("event_jets") if info["model"].get("level") == "event" else None
@@ -552,12 +580,14 @@ def decompress(
                     if len(z):
                         with torch.inference_mode():
                             (rec,) = in_blocks(
-                                module.decode, torch.from_numpy(np.ascontiguousarray(z))
+                                module.decode,
+                                torch.from_numpy(np.ascontiguousarray(z)),
+                                device=device,
                             )
                             rec = rec.numpy()
                 else:
                     counts, rec = _decode_events(
-                        arrays, module, collection, event_jets, zcols, jet_branches
+                        arrays, module, collection, event_jets, zcols, jet_branches, device
                     )
                     z = rec
                 dtypes = info.get("jet_dtypes") or ["float32"] * len(jet_branches)

@@ -12,11 +12,20 @@ imported without them.
 Written branches (NanoAOD naming):
 
 ``run`` (uint32, always 1), ``luminosityBlock`` (uint32, the seed),
-``event`` (uint64, 1..N), ``nJet`` (int32), and jagged per jet:
+``event`` (uint64, 1..N), ``genWeight`` and ``Generator_weight`` (float32, the
+same Pythia event weight: 1 for unbiased samples, the inverse of the
+phase-space bias for biased ones), ``nJet`` (int32), and jagged per jet:
 ``Jet_pt``, ``Jet_eta``, ``Jet_phi``, ``Jet_mass`` (float32),
 ``Jet_nConstituents``, ``Jet_nCharged`` (int32),
 ``Jet_chHEF``, ``Jet_neHEF``, ``Jet_chEmEF``, ``Jet_neEmEF``, ``Jet_muEF``,
 ``Jet_width``, ``Jet_ptD`` (float32).
+
+Biased (flat-ish) spectra: Pythia's ``PhaseSpace:bias2Selection`` samples
+2 -> 2 processes with an extra factor ``(pTHat / ref)^pow`` and gives each event
+the compensating weight; histograms filled with ``genWeight`` reproduce the
+unbiased spectrum. ``qcd_flat`` is such a sample (pTHatMin 15 GeV, pow 5.5), so
+jets from 10 GeV to several TeV are all populated. pT-hat slices are obtained
+with ``pthat_min``/``pthat_max``.
 
 Every visible final-state particle falls into exactly one of the five
 energy-fraction categories (charged hadron, neutral hadron, electron, photon,
@@ -58,6 +67,30 @@ PROCESSES: dict[str, list[str]] = {
         "HardQCD:all = on",
         "PhaseSpace:pTHatMin = 50.",
     ],
+    "qcd_flat": [
+        "HardQCD:all = on",
+        "PhaseSpace:pTHatMin = 15.",
+        "PhaseSpace:bias2Selection = on",
+        "PhaseSpace:bias2SelectionPow = 5.5",
+        "PhaseSpace:bias2SelectionRef = 15.",
+    ],
+    "wjets": [
+        "WeakBosonAndParton:qqbar2Wg = on",
+        "WeakBosonAndParton:qg2Wq = on",
+        "PhaseSpace:pTHatMin = 30.",
+        "PhaseSpace:bias2Selection = on",
+        "PhaseSpace:bias2SelectionPow = 3.",
+        "PhaseSpace:bias2SelectionRef = 30.",
+    ],
+    "zjets": [
+        "WeakBosonAndParton:qqbar2gmZg = on",
+        "WeakBosonAndParton:qg2gmZq = on",
+        "WeakZ0:gmZmode = 2",
+        "PhaseSpace:pTHatMin = 30.",
+        "PhaseSpace:bias2Selection = on",
+        "PhaseSpace:bias2SelectionPow = 3.",
+        "PhaseSpace:bias2SelectionRef = 30.",
+    ],
     "ttbar": [
         "Top:gg2ttbar = on",
         "Top:qqbar2ttbar = on",
@@ -80,6 +113,8 @@ BRANCHES: dict[str, np.dtype] = {
     "run": np.dtype(np.uint32),
     "luminosityBlock": np.dtype(np.uint32),
     "event": np.dtype(np.uint64),
+    "genWeight": np.dtype(np.float32),
+    "Generator_weight": np.dtype(np.float32),
     "nJet": np.dtype(np.int32),
     "Jet_pt": np.dtype(np.float32),
     "Jet_eta": np.dtype(np.float32),
@@ -163,7 +198,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def _validate(process: str, n_events: int, seed: int, batch_size: int, jet_ptmin: float) -> None:
+def _validate(
+    process: str,
+    n_events: int,
+    seed: int,
+    batch_size: int,
+    jet_ptmin: float,
+    jet_etamax: float | None = None,
+) -> None:
     if process not in PROCESSES:
         raise ValueError(
             f"unknown process {process!r}; valid processes: {', '.join(sorted(PROCESSES))}"
@@ -178,9 +220,25 @@ def _validate(process: str, n_events: int, seed: int, batch_size: int, jet_ptmin
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not np.isfinite(jet_ptmin) or jet_ptmin < 0:
         raise ValueError(f"jet_ptmin must be a finite non-negative number, got {jet_ptmin!r}")
+    if jet_etamax is not None and not (np.isfinite(jet_etamax) and jet_etamax > 0):
+        raise ValueError(f"jet_etamax must be a finite positive number, got {jet_etamax!r}")
 
 
-def pythia_settings(process: str, seed: int, pthat_min: float | None = None) -> list[str]:
+def _check_nonneg(name: str, value: float) -> float:
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+    return float(value)
+
+
+def pythia_settings(
+    process: str,
+    seed: int,
+    pthat_min: float | None = None,
+    *,
+    pthat_max: float | None = None,
+    bias_pow: float | None = None,
+    bias_ref: float | None = None,
+) -> list[str]:
     """Full list of Pythia ``readString`` settings for a process.
 
     Parameters
@@ -189,9 +247,15 @@ def pythia_settings(process: str, seed: int, pthat_min: float | None = None) -> 
         Key of :data:`PROCESSES`.
     seed : int
         Random seed, 1..900000000.
-    pthat_min : float, optional
-        Overrides ``PhaseSpace:pTHatMin`` (only affects 2 -> 2 processes, i.e.
-        ``qcd`` and ``ttbar``; the s-channel Z' is 2 -> 1).
+    pthat_min, pthat_max : float, optional
+        Override ``PhaseSpace:pTHatMin`` / ``pTHatMax`` (a pT-hat slice; only
+        affects 2 -> 2 processes, the s-channel Z' is 2 -> 1).
+    bias_pow : float, optional
+        Turns ``PhaseSpace:bias2Selection`` on with this power (0 turns it
+        off); events then carry weights (``genWeight``).
+    bias_ref : float, optional
+        ``PhaseSpace:bias2SelectionRef`` in GeV (only changes the weights'
+        normalisation).
 
     Returns
     -------
@@ -199,10 +263,36 @@ def pythia_settings(process: str, seed: int, pthat_min: float | None = None) -> 
     """
     settings = [*COMMON_SETTINGS, f"Random:seed = {int(seed)}", *PROCESSES[process]]
     if pthat_min is not None:
-        if not np.isfinite(pthat_min) or pthat_min < 0:
-            raise ValueError(f"pthat_min must be a finite non-negative number, got {pthat_min!r}")
-        settings.append(f"PhaseSpace:pTHatMin = {float(pthat_min)!r}")
+        settings.append(f"PhaseSpace:pTHatMin = {_check_nonneg('pthat_min', pthat_min)!r}")
+    if pthat_max is not None:
+        value = _check_nonneg("pthat_max", pthat_max)
+        if pthat_min is not None and value <= pthat_min:
+            raise ValueError(f"pthat_max ({pthat_max!r}) must exceed pthat_min ({pthat_min!r})")
+        settings.append(f"PhaseSpace:pTHatMax = {value!r}")
+    if bias_pow is not None:
+        value = _check_nonneg("bias_pow", bias_pow)
+        if value == 0:
+            settings.append("PhaseSpace:bias2Selection = off")
+        else:
+            settings.append("PhaseSpace:bias2Selection = on")
+            settings.append(f"PhaseSpace:bias2SelectionPow = {value!r}")
+    if bias_ref is not None:
+        value = _check_nonneg("bias_ref", bias_ref)
+        if value == 0:
+            raise ValueError("bias_ref must be positive")
+        settings.append(f"PhaseSpace:bias2SelectionRef = {value!r}")
     return settings
+
+
+def _event_weights(batch: ak.Array) -> np.ndarray:
+    """Pythia's nominal event weight (first entry of ``info.weights``) per event."""
+    weights = batch["info"]["weights"]
+    if not np.all(ak.to_numpy(ak.num(weights, axis=1)) >= 1):
+        raise RuntimeError("Pythia returned an event without a weight")
+    out = np.asarray(ak.to_numpy(ak.firsts(weights)), dtype=np.float64)
+    if not np.all(np.isfinite(out)) or np.any(out <= 0):
+        raise RuntimeError("Pythia returned a non-finite or non-positive event weight")
+    return out
 
 
 def _make_pythia(pythia8mc: Any, settings: list[str]) -> Any:
@@ -448,9 +538,12 @@ def _jet_observables(particles: _Particles, clustered: _Clustered) -> dict[str, 
 
 
 def _build_jets(
-    particles: _Particles, fastjet: Any, jet_ptmin: float
+    particles: _Particles, fastjet: Any, jet_ptmin: float, jet_etamax: float | None = None
 ) -> tuple[ak.Array, np.ndarray]:
-    """Cluster one batch; return the NanoAOD ``Jet`` record array and jets per event."""
+    """Cluster one batch; return the NanoAOD ``Jet`` record array and jets per event.
+
+    Jets with ``|eta| > jet_etamax`` (when given) are dropped after clustering.
+    """
     clustered = _cluster(particles, fastjet, jet_ptmin)
     obs = _jet_observables(particles, clustered)
     # Guard against a jet/constituent misalignment (E-scheme: jet E = sum of constituent E).
@@ -461,6 +554,11 @@ def _build_jets(
     jets_per_event = clustered.jets_per_event
     jet_event = np.repeat(np.arange(particles.n_events), jets_per_event)
     order = np.lexsort((-obs["pt"], jet_event))  # by event, then pt descending
+    if jet_etamax is not None:
+        order = order[np.abs(obs["eta"][order]) <= jet_etamax]
+        jets_per_event = np.bincount(jet_event[order], minlength=particles.n_events).astype(
+            np.int64
+        )
     offsets = np.zeros(particles.n_events + 1, dtype=np.int64)
     np.cumsum(jets_per_event, out=offsets[1:])
 
@@ -486,6 +584,8 @@ def _tree_branch_types() -> dict[str, Any]:
         "run": BRANCHES["run"],
         "luminosityBlock": BRANCHES["luminosityBlock"],
         "event": BRANCHES["event"],
+        "genWeight": BRANCHES["genWeight"],
+        "Generator_weight": BRANCHES["Generator_weight"],
         "Jet": jet_type,
     }
 
@@ -497,7 +597,11 @@ def generate(
     output: str | os.PathLike,
     *,
     pthat_min: float | None = None,
+    pthat_max: float | None = None,
+    bias_pow: float | None = None,
+    bias_ref: float | None = None,
     jet_ptmin: float = 20.0,
+    jet_etamax: float | None = None,
     batch_size: int = 500,
     progress: bool = True,
     overwrite: bool = False,
@@ -507,7 +611,8 @@ def generate(
     Parameters
     ----------
     process : str
-        One of :data:`PROCESSES` (``"qcd"``, ``"ttbar"``, ``"zprime"``).
+        One of :data:`PROCESSES` (``"qcd"``, ``"qcd_flat"``, ``"wjets"``,
+        ``"zjets"``, ``"ttbar"``, ``"zprime"``).
     n_events : int
         Number of events to write (events without jets are kept, ``nJet = 0``).
     seed : int
@@ -516,8 +621,17 @@ def generate(
         Output ROOT file (tree ``Events``); written atomically.
     pthat_min : float, optional
         Overrides ``PhaseSpace:pTHatMin`` (default 50 GeV for ``qcd``).
+    pthat_max : float, optional
+        ``PhaseSpace:pTHatMax`` (with ``pthat_min``: a pT-hat slice).
+    bias_pow, bias_ref : float, optional
+        Phase-space bias ``(pTHat / bias_ref)^bias_pow`` (see
+        :func:`pythia_settings`); the compensating weights are written to
+        ``genWeight`` / ``Generator_weight``.
     jet_ptmin : float, default 20.0
         Minimum jet pT in GeV.
+    jet_etamax : float, optional
+        Maximum jet ``|eta|`` (no cut by default: FastJet clusters every
+        visible particle, so jets reach ``|eta|`` of 6 and more).
     batch_size : int, default 500
         Events per ``nextBatch`` call and per written basket.
     progress : bool, default True
@@ -538,8 +652,10 @@ def generate(
     ImportError
         ``pythia8mc`` or ``fastjet`` is not installed.
     """
-    _validate(process, n_events, seed, batch_size, jet_ptmin)
-    settings = pythia_settings(process, seed, pthat_min)
+    _validate(process, n_events, seed, batch_size, jet_ptmin, jet_etamax)
+    settings = pythia_settings(
+        process, seed, pthat_min, pthat_max=pthat_max, bias_pow=bias_pow, bias_ref=bias_ref
+    )
     out_path = Path(output)
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"output {str(out_path)!r} exists (pass overwrite=True to replace)")
@@ -577,16 +693,19 @@ def generate(
                 t1 = time.perf_counter()
                 if len(batch) != n:
                     raise RuntimeError(f"Pythia returned {len(batch)} events instead of {n}")
+                weights = _event_weights(batch).astype(np.float32)
                 particles = _extract_particles(batch, table)
                 del batch
                 t2 = time.perf_counter()
-                jets, jets_per_event = _build_jets(particles, fastjet, jet_ptmin)
+                jets, jets_per_event = _build_jets(particles, fastjet, jet_ptmin, jet_etamax)
                 t3 = time.perf_counter()
                 tree.extend(
                     {
                         "run": np.ones(n, dtype=np.uint32),
                         "luminosityBlock": np.full(n, seed, dtype=np.uint32),
                         "event": np.arange(n_done + 1, n_done + n + 1, dtype=np.uint64),
+                        "genWeight": weights,
+                        "Generator_weight": weights,
                         "Jet": jets,
                     }
                 )

@@ -25,7 +25,14 @@ from torch import nn
 
 from .normalize import Normalizer
 
-__all__ = ["ACTIVATIONS", "EventAutoencoder", "JetAutoencoder", "ModelConfig", "build_model"]
+__all__ = [
+    "ACTIVATIONS",
+    "EventAutoencoder",
+    "JetAutoencoder",
+    "ModelConfig",
+    "build_model",
+    "weighted_mean",
+]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -149,6 +156,23 @@ def _column_weight(config: ModelConfig, normalizer: Normalizer) -> torch.Tensor:
     if float(w.sum()) <= 0:
         raise ValueError("at least one variable needs a positive loss weight")
     return normalizer.column_weight(w)
+
+
+def weighted_mean(
+    per_jet: torch.Tensor, weights: torch.Tensor | None = None, mean_weight: float = 1.0
+) -> torch.Tensor:
+    """Batch loss from per-jet losses, weighted by event weights.
+
+    ``sum_i w_i l_i / (n * mean_weight)``: with ``mean_weight`` the mean weight of the
+    whole training sample this is an unbiased estimate of the weighted mean loss, and it
+    stays finite for batches whose weights nearly cancel (negative weights).
+    Without weights it is the plain mean.
+    """
+    if weights is None:
+        return per_jet.mean()
+    if not mean_weight or not torch.isfinite(torch.tensor(mean_weight)):
+        raise ValueError(f"mean_weight must be finite and non-zero, got {mean_weight!r}")
+    return (per_jet * weights).mean() / mean_weight
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:

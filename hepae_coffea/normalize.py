@@ -14,6 +14,11 @@ Each jet variable gets a transform, chosen from the training data unless overrid
               block under MSE). The encoder also sees the value scaled to [0, 1); values
               outside the range are encoded as the nearest end.
 
+Centres and scales are fitted robustly (median and half the 16-84% quantile width, see
+:func:`fit_transforms`): absurd jets (pt <= 0, 1e30, ...) are counted, reported and left
+out instead of setting the scale. Masses may be zero or slightly negative (down to -1% of
+the median mass, as reconstruction writes them): the log transform then has an offset.
+
 Variables whose training values are all >= 0 are clamped at zero on the way out, so
 decoded pt, mass and E are never negative; non-kinematic variables whose training values
 all lie in [0, 1] (energy fractions, ptD) are also clamped at 1 (``unit``); integer-valued
@@ -21,6 +26,7 @@ variables (constituent counts) are rounded to whole numbers. For the BCE loss ev
 further mapped onto [0, 1] with the training range (plus a margin).
 """
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -31,7 +37,18 @@ from torch import nn
 
 from .variables import VARIABLES, canonical_variable, nonnegative_energy
 
-__all__ = ["TRANSFORM_KINDS", "Normalizer", "VariableTransform", "choose_transforms"]
+__all__ = [
+    "MAX_ROBUST_Z",
+    "TRANSFORM_KINDS",
+    "FitReport",
+    "Normalizer",
+    "VariableTransform",
+    "choose_transforms",
+    "fit_transforms",
+    "robust_center_scale",
+]
+
+log = logging.getLogger(__name__)
 
 TRANSFORM_KINDS = ("log", "standard", "scale", "angle", "periodic", "identity", "onehot")
 #: largest one-hot block (values per discrete variable)
@@ -76,13 +93,211 @@ def _parse_override(spec: str, variable: str) -> tuple[str, float | None]:
     return kind, None
 
 
+#: a jet is "absurd" when a variable lies more than this many robust widths from the median
+MAX_ROBUST_Z = 20.0
+#: log variables: values at or below this fraction of the median get an offset
+_SMALL_FRACTION = 0.01
+
+
+@dataclass
+class FitReport:
+    """Which training jets the normalisation fit left out, and why.
+
+    Attributes
+    ----------
+    n_jets : int
+        Jets offered to the fit.
+    keep : numpy.ndarray
+        Boolean mask of the jets used (and the jets a trainer should train on).
+    by_variable : dict of str to int
+        Jets flagged per variable (a jet can be flagged by several).
+    rule : str
+        The rule applied, in words.
+    """
+
+    n_jets: int
+    keep: np.ndarray
+    by_variable: dict[str, int]
+    rule: str
+
+    @property
+    def n_absurd(self) -> int:
+        return int(self.n_jets - int(self.keep.sum()))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n_jets": self.n_jets,
+            "n_absurd": self.n_absurd,
+            "by_variable": dict(self.by_variable),
+            "rule": self.rule,
+        }
+
+
+def robust_center_scale(t: np.ndarray) -> tuple[float, float]:
+    """Median and half the 15.87-84.13% quantile distance (the sigma of a Gaussian).
+
+    A handful of absurd values moves neither, unlike the mean and standard deviation.
+    Returns scale 1.0 when the quantiles coincide (a constant column).
+    """
+    q16, med, q84 = np.quantile(t, [0.15865525, 0.5, 0.84134475])
+    scale = 0.5 * float(q84 - q16)
+    if not (np.isfinite(scale) and scale > 0):
+        scale = 1.0
+    return float(med), scale
+
+
+def _domain_ok(x: np.ndarray, canon: str) -> np.ndarray:
+    """Physical domain of the log-default variables: pt and E > 0; mass > -1% of its median
+    (reconstruction writes zero and slightly negative masses)."""
+    if canon in ("pt", "E"):
+        return x > 0
+    if canon == "mass":
+        pos = x[x > 0]
+        tol = _SMALL_FRACTION * float(np.median(pos)) if len(pos) else 0.0
+        return x > -tol
+    return np.ones(len(x), dtype=bool)
+
+
+def _robust_z(x: np.ndarray, use_log: bool) -> np.ndarray:
+    t = (
+        np.log(np.maximum(x, 0.0) + max(_SMALL_FRACTION * float(np.median(x)), 1e-6))
+        if use_log
+        else x
+    )
+    center, scale = robust_center_scale(t)
+    return np.abs(t - center) / scale
+
+
+def fit_transforms(
+    values: np.ndarray,
+    variables: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
+    integers: Sequence[str] | None = None,
+    *,
+    max_z: float = MAX_ROBUST_Z,
+) -> tuple[list[VariableTransform], FitReport]:
+    """Fit each variable's transform robustly and flag absurd jets.
+
+    Rule: a jet is absurd (left out of the fit, counted in the report) when a
+    kinematic variable is outside its physical domain (pt, E <= 0; mass below
+    -1% of the median mass), when phi is beyond 4 pi, or when another kinematic variable lies
+    more than ``max_z`` robust widths (half the 16-84% quantile distance) from the
+    median, in log space for pt, mass and E. Centres and scales then come from the
+    median and the quantile width of the remaining jets.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(n_jets, n_variables)`` training values in physical units.
+    variables, overrides, integers
+        As for :func:`choose_transforms`.
+    max_z : float
+        Robust-width threshold of the rule.
+
+    Returns
+    -------
+    (list of VariableTransform, FitReport)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(variables):
+        raise ValueError(f"values must have shape (n_jets, {len(variables)}), got {values.shape}")
+    keep = np.all(np.isfinite(values), axis=1)
+    by_var: dict[str, int] = {}
+    override_kinds = {k: v.partition(":")[0].strip().lower() for k, v in (overrides or {}).items()}
+    for i, var in enumerate(variables):
+        canon = canonical_variable(var)
+        kind = override_kinds.get(var)
+        if kind == "onehot":
+            continue
+        x = values[:, i]
+        bad = ~np.isfinite(x)
+        fin = x[np.isfinite(x)]
+        if nonnegative_energy(canon) and kind in (None, "log"):
+            bad |= ~_domain_ok(np.where(np.isfinite(x), x, 0.0), canon)
+        if canon == "phi":
+            bad |= np.abs(np.where(np.isfinite(x), x, 0.0)) > 4 * math.pi
+        elif len(fin) and canon in _KINEMATIC:
+            use_log = (
+                nonnegative_energy(canon) and kind in (None, "log") and float(np.median(fin)) > 0
+            )
+            ok = ~bad
+            z = np.zeros(len(x))
+            if ok.any():
+                z[ok] = _robust_z(x[ok], use_log)
+            bad |= z > max_z
+        n_bad = int((bad & np.isfinite(values).all(axis=1)).sum())
+        if n_bad:
+            by_var[var] = n_bad
+        keep &= ~bad
+    transforms = _fit(values[keep], variables, overrides, integers) if keep.any() else None
+    if transforms is None:
+        raise ValueError(f"no jet passes the normalisation rule ({ABSURD_RULE}); flagged: {by_var}")
+    bad, by_var = flag_absurd(values, transforms, max_z=max_z)
+    keep = ~bad
+    rule = ABSURD_RULE.format(max_z=max_z)
+    report = FitReport(len(values), keep, by_var, rule)
+    if not keep.any():
+        raise ValueError(f"no jet passes the normalisation rule ({rule}); flagged: {by_var}")
+    if report.n_absurd:
+        log.warning(
+            "%d of %d training jets flagged as absurd and left out (%s): %s",
+            report.n_absurd,
+            report.n_jets,
+            rule,
+            by_var,
+        )
+    return transforms, report
+
+
+ABSURD_RULE = (
+    "non-finite; pt, E <= 0; mass below -1% of the median mass; |phi| > 4 pi; or a kinematic "
+    "variable more than {max_z:g} widths from its fitted centre (log space for pt, mass, E)"
+)
+
+
+def flag_absurd(
+    values: np.ndarray, transforms: Sequence[VariableTransform], *, max_z: float = MAX_ROBUST_Z
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Jets outside the fitted domain (the rule of :data:`ABSURD_RULE`).
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        Boolean mask of absurd jets and the number flagged per variable.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    bad = np.zeros(len(values), dtype=bool)
+    by_var: dict[str, int] = {}
+    for i, t in enumerate(transforms):
+        x = values[:, i]
+        canon = canonical_variable(t.variable)
+        finite = np.isfinite(x)
+        flag = ~finite
+        xf = np.where(finite, x, 0.0)
+        if t.kind == "log":
+            if canon in ("pt", "E"):
+                flag |= xf <= 0
+            flag |= xf + t.offset <= 0.5 * t.offset  # mass: down to -offset/2 = -1% of median
+            lx = np.log(np.maximum(xf + t.offset, 1e-300))
+            flag |= np.abs(lx - t.center) > max_z * t.scale
+        elif t.kind in ("angle", "periodic"):
+            flag |= np.abs(xf) > 4 * math.pi
+        elif t.kind == "standard" and canon in _KINEMATIC:
+            flag |= np.abs(xf - t.center) > max_z * t.scale
+        n = int(flag.sum())
+        if n:
+            by_var[t.variable] = n
+        bad |= flag
+    return bad, by_var
+
+
 def choose_transforms(
     values: np.ndarray,
     variables: Sequence[str],
     overrides: Mapping[str, str] | None = None,
     integers: Sequence[str] | None = None,
 ) -> list[VariableTransform]:
-    """Choose each variable's transform from training data.
+    """Choose each variable's transform from training data (robustly).
 
     Parameters
     ----------
@@ -95,7 +310,19 @@ def choose_transforms(
     integers : sequence of str, optional
         Variables decoded as integers (rounded). By default every variable other than the
         kinematics whose training values are all whole numbers (e.g. constituent counts).
+
+    Absurd jets (see :func:`fit_transforms`) are left out of the fit and logged.
     """
+    return fit_transforms(values, variables, overrides, integers)[0]
+
+
+def _fit(
+    values: np.ndarray,
+    variables: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
+    integers: Sequence[str] | None = None,
+) -> list[VariableTransform]:
+    """Transforms fitted on jets already cleaned of absurd values (median, quantile width)."""
     overrides = dict(overrides or {})
     integer_vars = {str(v) for v in (integers or [])}
     unknown = set(overrides) - set(variables)
@@ -107,35 +334,37 @@ def choose_transforms(
     for i, var in enumerate(variables):
         x = np.asarray(values[:, i], dtype=np.float64)
         canon = canonical_variable(var)
-        nonneg = bool(x.min() >= 0)
+        med = float(np.median(x))
+        # slightly negative masses (reconstruction rounding) still take the log
+        loggable = bool(x.min() > 0) or (
+            nonnegative_energy(canon) and med > 0 and bool(x.min() > -_SMALL_FRACTION * med)
+        )
+        nonneg = bool(x.min() >= 0) or (nonnegative_energy(canon) and loggable)
         if var in overrides:
             kind, arg = _parse_override(overrides[var], var)
-        elif nonnegative_energy(canon) and nonneg:
+        elif nonnegative_energy(canon) and loggable:
             kind, arg = "log", None
         elif canon == "phi":
             kind, arg = "angle", None
         else:
             kind, arg = "standard", None
         if kind == "log":
-            if not nonneg:
+            if not (loggable or x.min() >= 0):
                 raise ValueError(f"log transform for {var!r} needs values >= 0, min is {x.min()}")
-            med = float(np.median(x))
-            # an offset only where tiny values would blow up the logarithm (e.g. mass ~ 0)
-            offset = 0.0 if x.min() > 0.01 * med else max(0.01 * med, 1e-6)
-            lx = np.log(x + offset)
-            out.append(
-                VariableTransform(
-                    var, "log", float(lx.mean()), float(lx.std() or 1.0), offset, True
-                )
-            )
+            # an offset only where tiny values would blow up the logarithm (e.g. mass ~ 0);
+            # twice the 1% tolerance, so slightly negative values stay inside the log's domain
+            small = _SMALL_FRACTION * max(med, 0.0)
+            offset = 0.0 if x.min() > small else max(2.0 * small, 1e-6)
+            center, scale = robust_center_scale(np.log(x + offset))
+            out.append(VariableTransform(var, "log", center, scale, offset, True))
         elif kind == "standard":
-            out.append(
-                VariableTransform(
-                    var, "standard", float(x.mean()), float(x.std() or 1.0), 0.0, nonneg
-                )
-            )
+            if canon in _KINEMATIC:
+                center, scale = robust_center_scale(x)
+            else:  # fractions, counts: often a spike at 0, where quantile widths vanish
+                center, scale = float(x.mean()), float(x.std() or 1.0)
+            out.append(VariableTransform(var, "standard", center, scale, 0.0, nonneg))
         elif kind == "scale":
-            scale = arg if arg is not None else float(np.abs(x).max() or 1.0)
+            scale = arg if arg is not None else float(np.abs(x).max() or 1.0)  # absurd jets removed
             out.append(VariableTransform(var, "scale", 0.0, scale, 0.0, nonneg))
         elif kind == "periodic":
             out.append(VariableTransform(var, "periodic", 0.0, math.pi, 0.0, False))

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
 import numpy as np
 
 from .anomaly import DEFAULT_EPS_B, efficiency_at
@@ -26,6 +25,7 @@ from .anomaly_hists import (
     rocs_from_outputs,
     sculpting_from_output,
 )
+from .atomic import write_text_atomic
 from .hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
@@ -121,6 +121,31 @@ def _domain_line(c: Mapping[str, Any]) -> str:
         f"Model's domain: {c.get('jets_in_domain', 0)} jets decoded and compared, "
         f"{c['jets_out_of_domain']} out of domain, not decoded" + (per if reasons else "") + "."
     )
+
+
+def sigma68_vs_pt(d: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """sigma68 per variable in octaves of the original jet pT, from ``residual_vs_pt``
+    (the processor's coarse residual binning: widths are interpolated within bins of a
+    factor sqrt(2)). Rows: ``{"lo", "hi", "jets", <variable>: sigma68}``, populated octaves
+    only."""
+    h3 = d.get("residual_vs_pt") if hasattr(d, "get") else None
+    if h3 is None:
+        return []
+    variables = list(h3.axes["variable"])
+    edges = h3.axes["pt"].edges
+    rows = []
+    for start in range(0, len(edges) - 1, 2):
+        stop = min(start + 2, len(edges) - 1)
+        row: dict[str, Any] = {"lo": float(edges[start]), "hi": float(edges[stop])}
+        n = 0.0
+        for v in variables:
+            h = h3[{"variable": v}][start:stop:sum, :]
+            n = max(n, float(h.sum(flow=True)))
+            row[v] = sigma68_from_hist(h) if h.sum(flow=True) > 0 else math.nan
+        row["jets"] = int(n)
+        if n > 0:
+            rows.append(row)
+    return rows
 
 
 def _fmt(x: float) -> str:
@@ -219,6 +244,25 @@ def write_report(
             )
             verdicts.append(r["verdict"])
         lines.append("")
+        by_pt = sigma68_vs_pt(outputs[dataset])
+        if by_pt:
+            names = [k for k in by_pt[0] if k not in ("lo", "hi", "jets")]
+            lines += [
+                (
+                    "sigma68 per bin of the original jet pT (octaves of the processor's pT axis; "
+                    "widths interpolated in its coarse residual bins):"
+                ),
+                "",
+                "| pT bin (GeV) | jets | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names),
+            ]
+            lines += [
+                f"| {r['lo']:.0f}-{r['hi']:.0f} | {r['jets']} | "
+                + " | ".join(_fmt(r[v]) for v in names)
+                + " |"
+                for r in by_pt
+            ]
+            lines.append("")
     overall = "PASS" if verdicts and all(v == "PASS" for v in verdicts) else "FAIL"
     lines[2:2] = [
         (

@@ -442,6 +442,7 @@ def run(
     latent_bits: int | None = None,
     fmt: str | None = None,
     units: str | None = None,
+    device: str = "cpu",
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -471,6 +472,8 @@ def run(
         Show coffea's progress bar.
     compress_dir, latent_bits
         Also write the compressed events chunk by chunk (see the processor).
+    device : {"auto", "cpu", "cuda"}
+        Where each worker runs the model (``auto``: cuda when the worker has a GPU).
     """
     from coffea import processor
     from coffea.nanoevents import BaseSchema
@@ -490,6 +493,7 @@ def run(
         torch_threads=threads,
         compress_dir=compress_dir,
         latent_bits=latent_bits,
+        device=device,
     )
     wanted = [proc.fields.get(v, v) for v in proc.variables]
     fs, skipped, formats = _validate(

@@ -37,7 +37,14 @@ from hepae_coffea.hists import (
     make_hists,
 )
 from hepae_coffea.metrics import residuals, unphysical_mask
-from hepae_coffea.model_cache import block_rows, get_model, in_blocks, model_bytes_sha256
+from hepae_coffea.model_cache import (
+    DEVICES,
+    block_rows,
+    get_model,
+    in_blocks,
+    model_bytes_sha256,
+    resolve_device,
+)
 from hepae_coffea.variables import (
     canonical_variable,
     check_units,
@@ -111,6 +118,7 @@ def compress_decompress_chunk(
     units: str = "GeV",
     metadata: Mapping[str, Any] | None = None,
     domain: Domain | None = None,
+    device: str = "cpu",
 ) -> ChunkResult:
     """Run the model over one chunk's jets (vectorised) and return flat and per-event results.
 
@@ -144,8 +152,11 @@ def compress_decompress_chunk(
         For event-level models: J, the leading jets per event the model takes together;
         the results then cover those jets only (``n_beyond`` counts the others), and
         ``latent`` has one row per event with jets.
+    device : str
+        ``cpu``, ``cuda`` or ``auto`` (cuda when this worker has a GPU).
     """
-    module, loaded = get_model(model_bytes, sha256)
+    device = resolve_device(device)
+    module, loaded = get_model(model_bytes, sha256, device)
     fields = dict(fields or {})
     available, prefix = _jet_fields(events, collection)
     label = f"{where}: collection {collection!r}"
@@ -207,7 +218,8 @@ def compress_decompress_chunk(
                     module.encode_decode_score,
                     torch.from_numpy(xe[has]),
                     torch.from_numpy(me[has].astype(np.float32)),
-                    block=max(block_rows() // event_jets, 1),
+                    block=max(block_rows() // event_jets, 1) if device == "cpu" else None,
+                    device=device,
                 )
             rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
         else:
@@ -218,7 +230,7 @@ def compress_decompress_chunk(
         counts = np.minimum(counts, event_jets)
     elif len(x):
         with torch.inference_mode():
-            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x))
+            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x), device=device)
         z, rec, s = z.numpy(), rec.numpy(), s.numpy()
     else:  # chunks without jets: empty arrays of the right shape
         z = np.zeros((0, latent_dim), np.float32)
@@ -290,6 +302,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         :func:`compressed_chunk_name`; as ``hepae compress`` does,
         with ``latent_bits``, ``compression`` and ``level``); the output lists them under
         ``"compressed"``. The directory must be reachable from every worker.
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
 
     def __init__(
@@ -306,7 +320,11 @@ class JetCompressionProcessor(processor.ProcessorABC):
         compression: str = "zstd",
         level: int = 5,
         units: str | None = None,
+        device: str = "cpu",
     ) -> None:
+        if device.split(":", 1)[0] not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+        self.device = device
         if isinstance(model, bytes | bytearray):
             self.model_bytes = bytes(model)
             label = "model bytes"
@@ -364,6 +382,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
             units=self.units,
             metadata=self.metadata,
             domain=self.domain,
+            device=getattr(self, "device", "cpu"),
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
@@ -402,6 +421,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
             collection=self.collection,
             compression=self.compression,
             level=self.level,
+            device=getattr(self, "device", "cpu"),
         )
         return {"files": [str(out)], "events": events, "jets": jets}
 

@@ -31,6 +31,7 @@ import numpy as np
 from coffea.ml_tools.torch_wrapper import torch_wrapper
 
 from hepae_coffea.export import check_variables, default_model_path, read_metadata
+from hepae_coffea.model_cache import DEVICES, resolve_device
 from hepae_coffea.variables import (
     canonical_variable,
     energy_like,
@@ -60,6 +61,8 @@ class JetAutoencoderWrapper(torch_wrapper):
         Energy unit of the jets given (GeV when omitted); energy-like fields are converted
         to the model's units before the model sees them. Reconstructed values come back in
         the model's units.
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
 
     def __init__(
@@ -68,7 +71,11 @@ class JetAutoencoderWrapper(torch_wrapper):
         fields: Mapping[str, str] | None = None,
         output: str = "reconstructed",
         units: str | None = None,
+        device: str = "auto",
     ) -> None:
+        if device.split(":", 1)[0] not in DEVICES:
+            raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+        self.device_name = device
         path = str(model) if model is not None else str(default_model_path())
         self.metadata = read_metadata(path)
         self.variables = [v["name"] for v in self.metadata["variables"]]
@@ -82,6 +89,19 @@ class JetAutoencoderWrapper(torch_wrapper):
         width = int(self.metadata["latent_dim"]) if output == "latent" else len(self.variables)
         shape = (None,) if output == "score" else (None, width)
         super().__init__(path, expected_output_shape=shape)
+
+    def _create_device(self):
+        import torch
+
+        return torch.device(resolve_device(self.device_name))
+
+    def _create_model(self):
+        import torch
+
+        # model files are device-neutral: load on the CPU, then move
+        model = torch.jit.load(self.torch_jit, map_location="cpu").to(self.device)
+        model.eval()
+        return model
 
     def check_variables(self, requested: list[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
@@ -130,7 +150,7 @@ class JetAutoencoderWrapper(torch_wrapper):
 
         if len(x) == 0:
             return super().numpy_call(x)
-        t = torch.from_numpy(np.require(x, np.float32, ["C", "W"]))
+        t = torch.from_numpy(np.require(x, np.float32, ["C", "W"])).to(self.device)
         with torch.no_grad():
             if self.output == "latent":
                 out = self.model.encode(t)
@@ -144,7 +164,9 @@ class JetAutoencoderWrapper(torch_wrapper):
         """Per-jet results mapped back onto the event structure of ``jets``."""
         wrapper = self
         if output is not None and output != self.output:
-            wrapper = JetAutoencoderWrapper(self.torch_jit, self.user_fields, output, self.units)
+            wrapper = JetAutoencoderWrapper(
+                self.torch_jit, self.user_fields, output, self.units, self.device_name
+            )
         flat = wrapper(jets)
         if isinstance(jets, ak.Array):
             return ak.unflatten(flat, ak.num(jets, axis=1))

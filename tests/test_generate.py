@@ -26,6 +26,8 @@ EXPECTED_BRANCHES = [
     "run",
     "luminosityBlock",
     "event",
+    "genWeight",
+    "Generator_weight",
     "nJet",
     "Jet_pt",
     "Jet_eta",
@@ -96,7 +98,7 @@ def test_event_bookkeeping(qcd_events: ak.Array) -> None:
     assert np.all(ak.to_numpy(qcd_events.luminosityBlock) == SEED)
     np.testing.assert_array_equal(ak.to_numpy(qcd_events.event), np.arange(1, N_EVENTS + 1))
     nj = ak.to_numpy(qcd_events.nJet)
-    for name in EXPECTED_BRANCHES[4:]:
+    for name in EXPECTED_BRANCHES[6:]:
         np.testing.assert_array_equal(nj, ak.to_numpy(ak.num(qcd_events[name])), err_msg=name)
 
 
@@ -196,19 +198,24 @@ def test_same_seed_identical_different_seed_differs(
     assert np.all(ak.to_numpy(different.luminosityBlock) == SEED + 1)
 
 
-@pytest.mark.parametrize("process", ["ttbar", "zprime"])
-def test_other_processes(process: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("process", "min_jets"), [("ttbar", 20), ("zprime", 20), ("wjets", 10), ("zjets", 10)]
+)
+def test_other_processes(process: str, min_jets: int, tmp_path: Path) -> None:
     path = tmp_path / f"{process}.root"
     summary = gen.generate(process, 10, 3, path, progress=False)
     events = _read(path)
     assert len(events) == summary.n_events == 10
-    # heavy final states: several jets per event on average
-    assert summary.n_jets == int(ak.sum(events.nJet)) >= 20
+    # heavy final states / boson + jet: several jets per event on average
+    assert summary.n_jets == int(ak.sum(events.nJet)) >= min_jets
+    w = ak.to_numpy(events.genWeight)
+    np.testing.assert_array_equal(w, ak.to_numpy(events.Generator_weight))
+    assert np.all(w > 0)
 
 
 def test_unknown_process(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"'wjets'.*qcd.*ttbar.*zprime"):
-        gen.generate("wjets", 10, 1, tmp_path / "x.root", progress=False)
+    with pytest.raises(ValueError, match=r"'dijets'.*qcd.*ttbar.*zprime"):
+        gen.generate("dijets", 10, 1, tmp_path / "x.root", progress=False)
     assert not (tmp_path / "x.root").exists()
 
 
@@ -256,3 +263,87 @@ def test_missing_backend_message(
         gen.generate("qcd", 5, 1, tmp_path / "x.root", progress=False)
     assert str(excinfo.value) == expected
     assert list(tmp_path.iterdir()) == []
+
+
+# --- biased spectra, weights, jet selection ------------------------------------------------
+
+N_SPECTRUM = 300
+LEAD_CUT = 150.0
+
+
+def _lead_pt(events: ak.Array) -> np.ndarray:
+    return ak.to_numpy(ak.fill_none(ak.max(events.Jet_pt, axis=1), 0.0))
+
+
+def test_unbiased_sample_has_unit_weights(qcd_events: ak.Array) -> None:
+    assert np.all(ak.to_numpy(qcd_events.genWeight) == 1.0)
+
+
+def test_biased_spectrum_weighted_matches_unbiased(tmp_path: Path) -> None:
+    """Flattened pT-hat: many more hard events, and the weights undo it within statistics."""
+    plain = _read_summary(tmp_path / "plain.root", bias_pow=None, seed=11)
+    biased = _read_summary(tmp_path / "biased.root", bias_pow=4.0, seed=12)
+    w = ak.to_numpy(biased.genWeight).astype(np.float64)
+    assert np.all(w > 0)
+    assert w.std() > 0  # genuinely weighted
+    lead_p, lead_b = _lead_pt(plain), _lead_pt(biased)
+    # fraction of events with a hard leading jet: unbiased, and biased with weights
+    f_plain = float(np.mean(lead_p > LEAD_CUT))
+    hard = lead_b > LEAD_CUT
+    f_raw = float(np.mean(hard))
+    f_w = float(w[hard].sum() / w.sum())
+    assert f_raw > 3 * f_plain  # the bias works: hard events are enriched
+    # binomial error of the plain fraction; ratio-estimator error of the weighted one
+    err_p = np.sqrt(max(f_plain * (1 - f_plain), 1.0 / N_SPECTRUM) / N_SPECTRUM)
+    resid = w * (hard - f_w)
+    err_w = np.sqrt(np.sum(resid**2)) / w.sum()
+    assert abs(f_w - f_plain) < 4 * np.hypot(err_p, err_w), (f_plain, f_w, err_p, err_w)
+    # the weight of a hard event is smaller than that of a soft one (1/bias)
+    assert np.median(w[hard]) < np.median(w[~hard])
+
+
+def _read_summary(path: Path, bias_pow: float | None, seed: int) -> ak.Array:
+    gen.generate(
+        "qcd",
+        N_SPECTRUM,
+        seed,
+        path,
+        bias_pow=bias_pow,
+        bias_ref=50.0 if bias_pow else None,
+        progress=False,
+        batch_size=N_SPECTRUM,
+    )
+    return _read(path)
+
+
+def test_jet_selection_options_cut_the_same_events(tmp_path: Path) -> None:
+    """Same seed, same events: the eta and pt cuts only remove jets."""
+    loose = _generate_read(tmp_path / "loose.root", jet_ptmin=10.0)
+    tight = _generate_read(tmp_path / "tight.root", jet_ptmin=15.0, jet_etamax=2.0)
+    pt_l, eta_l = loose.Jet_pt, loose.Jet_eta
+    assert float(ak.min(ak.flatten(pt_l))) >= 10.0
+    assert float(ak.max(abs(ak.flatten(eta_l)))) > 2.0  # no eta cut by default
+    keep = (pt_l >= 15.0) & (abs(eta_l) <= 2.0)
+    for name in ("Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_nConstituents"):
+        assert ak.array_equal(loose[name][keep], tight[name]), name
+    np.testing.assert_array_equal(ak.to_numpy(tight.nJet), ak.to_numpy(ak.num(tight.Jet_pt)))
+
+
+def _generate_read(path: Path, **kw: float) -> ak.Array:
+    gen.generate("qcd", 20, 8, path, progress=False, **kw)
+    return _read(path)
+
+
+def test_slice_and_bias_settings() -> None:
+    s = gen.pythia_settings("qcd", 1, 200.0, pthat_max=400.0, bias_pow=0)
+    assert s[-3:] == [
+        "PhaseSpace:pTHatMin = 200.0",
+        "PhaseSpace:pTHatMax = 400.0",
+        "PhaseSpace:bias2Selection = off",
+    ]
+    flat = gen.pythia_settings("qcd_flat", 1)
+    assert "PhaseSpace:bias2Selection = on" in flat
+    with pytest.raises(ValueError, match="pthat_max"):
+        gen.pythia_settings("qcd", 1, 200.0, pthat_max=100.0)
+    with pytest.raises(ValueError, match="jet_etamax"):
+        gen.generate("qcd", 1, 1, "/nonexistent/x.root", jet_etamax=-1.0)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerate the shipped sample and the shipped default model, reproducibly.
+# Regenerate the training samples and the shipped default model, reproducibly.
 #
-#   bash tools/make_default_model.sh            (about 10 minutes on 2 CPU cores)
+#   bash tools/make_default_model.sh
 #
+# About 45 minutes of sample generation and 30 of training on 2 shared CPU cores.
 # Pythia samples are reproducible by seed; training is deterministic for a given seed on
-# CPU with the same thread count (2 here). Needs the 'generate' extra.
+# CPU with the same thread count (one: OMP_NUM_THREADS=1). Needs the 'generate' extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HEPAE=${HEPAE:-.venv/bin/hepae}
@@ -14,15 +15,36 @@ BUILD=${BUILD:-build/default_model}
 mkdir -p "$SAMPLES" "$BUILD"
 
 # the small sample shipped in the package (QCD, pTHatMin 50 GeV, seed 42)
-$HEPAE generate --process qcd --events 2000 --seed 42 --overwrite -o hepae_coffea/data/sample_qcd.root
-# training (seed 1) and held-out test (seed 2) samples
-[ -f "$SAMPLES/qcd_train.root" ] || $HEPAE generate --process qcd --events 62000 --seed 1 -o "$SAMPLES/qcd_train.root"
-[ -f "$SAMPLES/qcd_test.root" ] || $HEPAE generate --process qcd --events 23000 --seed 2 -o "$SAMPLES/qcd_test.root"
+[ -f hepae_coffea/data/sample_qcd.root ] ||
+    $HEPAE generate --process qcd --events 2000 --seed 42 -o hepae_coffea/data/sample_qcd.root
 
-# training: every choice is in the config file
-$HEPAE train --config tools/default_model.yaml "$SAMPLES/qcd_train.root" -o "$BUILD/default_model.pt"
+# training (seeds 101-105) and held-out (seeds 201-205) samples: jets from 10 GeV, |eta| < 4.5
+gen() { # process events seed name
+    [ -f "$SAMPLES/$4.root" ] || $HEPAE generate --process "$1" --events "$2" --seed "$3" \
+        --jet-ptmin 10 --jet-etamax 4.5 -q -o "$SAMPLES/$4.root"
+}
+gen qcd_flat 10000 101 qcd_flat_train   # QCD, pTHatMin 15 GeV, pT-hat bias pow 5.5 (weighted)
+gen zprime 4000 103 zprime_train        # Z' 2 TeV -> qq
+gen ttbar 4000 102 ttbar_train
+gen wjets 5000 104 wjets_train          # W+jet, pTHatMin 30 GeV, bias pow 3 (weighted)
+gen zjets 5000 105 zjets_train          # Z+jet, pTHatMin 30 GeV, bias pow 3 (weighted)
+gen qcd_flat 3000 201 qcd_flat_test
+gen zprime 1500 203 zprime_test
+gen ttbar 1500 202 ttbar_test
+gen wjets 1500 204 wjets_test
+gen zjets 1500 205 zjets_test
+
+# training (streamed through a shuffle buffer): every choice is in the config file
+OMP_NUM_THREADS=1 $HEPAE train --config tools/default_model.yaml -o "$BUILD/default_model.pt" \
+    "$SAMPLES/qcd_flat_train.root" "$SAMPLES/zprime_train.root" "$SAMPLES/ttbar_train.root" \
+    "$SAMPLES/wjets_train.root" "$SAMPLES/zjets_train.root"
 cp "$BUILD/default_model.pt" hepae_coffea/data/default_model.pt
 cp "$BUILD/default_model.config.yaml" hepae_coffea/data/default_model.config.yaml
-# model card with held-out metrics
-$PYTHON tools/model_card.py hepae_coffea/data/default_model.pt "$SAMPLES/qcd_test.root" \
-    > hepae_coffea/data/MODEL_CARD.md
+
+# per-pT-bin sigma68 on the held-out samples, and the model card
+$PYTHON benchmarks/quality.py --model hepae_coffea/data/default_model.pt \
+    --held-out qcd_flat="$SAMPLES/qcd_flat_test.root" zprime="$SAMPLES/zprime_test.root" \
+    ttbar="$SAMPLES/ttbar_test.root" wjets="$SAMPLES/wjets_test.root" \
+    zjets="$SAMPLES/zjets_test.root" --bins-out benchmarks/results/quality_default.json
+$PYTHON tools/model_card.py hepae_coffea/data/default_model.pt \
+    benchmarks/results/quality_default.json > hepae_coffea/data/MODEL_CARD.md
