@@ -283,6 +283,12 @@ def test_truncate_mantissa_rounds_to_nearest(x, bits):
         np.testing.assert_array_equal(got.view(np.uint32), x.view(np.uint32))
 
 
+@pytest.mark.parametrize("bits", [-1, 24, 30])
+def test_truncate_mantissa_refuses_bits_outside_0_to_23(bits):
+    with pytest.raises(ValueError, match=r"0\.\.23"):
+        truncate_mantissa(np.ones(3, np.float32), bits)
+
+
 def test_truncate_mantissa_keeps_nonfinite():
     x = np.array([np.nan, np.inf, -np.inf], dtype=np.float32)
     got = truncate_mantissa(x, 4)
