@@ -509,7 +509,7 @@ def export_onnx(
     loaded = load_model(model)
     source = Path(loaded.metadata["path"]).resolve()
     for p in paths.values():
-        if p.resolve() == source:
+        if p.resolve() == source or (p.exists() and os.path.samefile(p, source)):
             raise InputFileError(f"{p}: is the input model; refusing to overwrite it")
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p}: output exists (use --overwrite to replace it)")
