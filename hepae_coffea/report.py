@@ -362,7 +362,8 @@ def anomaly_section(
                 if r["kept"] > 0:
                     parts.append(
                         f"{_weighted_median(r['counts'], r['edges']):.3g} GeV after the cut "
-                        f"keeping {eps:.0%}"
+                        f"for {eps:.0%} (score >= {r['threshold']:.3g}, keeping "
+                        f"{r['kept'] / r['inclusive'].sum():.1%})"
                     )
             inc = next(iter(res.values()))
             lines += [
