@@ -275,6 +275,25 @@ def provenance() -> dict:
     }
 
 
+def model_cost(models: dict[str, Path], path: str, repeats: int = 7) -> dict[str, float]:
+    """Best-of-``repeats`` jets/s of each model's encode -> decode -> score on the same
+    jets, the models timed in turn (so a change of machine load hits all of them)."""
+    from hepae_coffea.data import read_jets
+    from hepae_coffea.evaluate import run_model
+    from hepae_coffea.export import load_model
+
+    loaded = {name: load_model(m) for name, m in models.items()}
+    x = read_jets(path, next(iter(loaded.values())).variables).values
+    best = dict.fromkeys(loaded, 0.0)
+    for _ in range(repeats):
+        for name, m in loaded.items():
+            run_model(m, x[:256])
+            t0 = time.perf_counter()
+            run_model(m, x)
+            best[name] = max(best[name], len(x) / (time.perf_counter() - t0))
+    return best
+
+
 def bins_main(args: argparse.Namespace) -> None:
     model = Path(args.model)
     out: dict = {
@@ -305,6 +324,20 @@ def bins_main(args: argparse.Namespace) -> None:
         print(
             f"unphysical reconstructions: {out['processes'][process]['unphysical']} of {len(ev.original)}"
         )
+    if args.cost_against:
+        first = args.held_out[0].partition("=")[2]
+        cost = model_cost({"model": model, "reference": Path(args.cost_against)}, first)
+        out["cost"] = {
+            "reference": str(args.cost_against),
+            "jets_per_second": cost,
+            "cost_ratio": cost["reference"] / cost["model"],
+            "file": Path(first).name,
+        }
+        print(
+            f"\ncost per jet: {cost['reference'] / cost['model']:.2f}x the reference "
+            f"({cost['model']:.3g} vs {cost['reference']:.3g} jets/s, best of 7, "
+            f"torch threads {torch.get_num_threads()})"
+        )
     if args.bins_out:
         dest = Path(args.bins_out)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +354,9 @@ def main() -> None:
     p.add_argument("--model", help="per-pT-bin mode: the model to evaluate (no training)")
     p.add_argument("--held-out", nargs="+", default=[], metavar="PROCESS=FILE")
     p.add_argument("--bins-out", default="", help="per-pT-bin results JSON")
+    p.add_argument(
+        "--cost-against", default="", help="per-pT-bin mode: also time this reference model"
+    )
     p.add_argument(
         "--minutes",
         type=float,

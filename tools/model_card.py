@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 from hepae_coffea.export import read_metadata
 
@@ -40,23 +41,27 @@ def _bin_table(proc: dict, min_jets: int, previous: dict | None) -> list[str]:
 
 def main(model: str, quality: str, previous: str | None = None) -> None:
     meta = read_metadata(model)
-    q = json.loads(open(quality).read())
-    prev = json.loads(open(previous).read()) if previous else None
+    q = json.loads(Path(quality).read_text())
+    prev = json.loads(Path(previous).read_text()) if previous else None
     cfg = meta["training"]["config"]
     data = meta["training"]["data"]
     arch = meta["architecture"]
     out: list[str] = ["# Model card: hepae-coffea default jet autoencoder", ""]
     out += [
-        f"- File: `{meta['path'].split('/')[-1]}` (TorchScript, device-neutral: loads on the "
-        "CPU, runs on a GPU with `--device`; metadata: `hepae info`)",
+        (
+            f"- File: `{meta['path'].split('/')[-1]}` (TorchScript, device-neutral: loads on the "
+            "CPU, runs on a GPU with `--device`; metadata: `hepae info`)"
+        ),
         f"- Package version: {meta['package_version']}; created {meta['created']}",
         "- Variables: "
         + ", ".join(v["name"] + (f" [{v['unit']}]" if v["unit"] else "") for v in meta["variables"])
         + f" -> {meta['latent_dim']} float32 latents",
-        f"- Network: {meta['kind'].upper()}, {meta['bottleneck']} bottleneck "
-        f"({meta['levels']} coarse levels per latent), hidden {arch['hidden']} "
-        f"{arch['activation']}, {arch['parameters']} parameters, loss {meta['loss'].upper()} "
-        "in normalised space",
+        (
+            f"- Network: {meta['kind'].upper()}, {meta['bottleneck']} bottleneck "
+            f"({meta['levels']} coarse levels per latent), hidden {arch['hidden']} "
+            f"{arch['activation']}, {arch['parameters']} parameters, loss {meta['loss'].upper()} "
+            "in normalised space"
+        ),
         "- Normalisation (inside the model, fitted robustly: median and half the 16-84% "
         "quantile width): "
         + "; ".join(
@@ -64,48 +69,60 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
             + (f" (offset {t['offset']:.3g} GeV)" if t["kind"] == "log" and t["offset"] else "")
             for t in meta["normalisation"]
         ),
-        "- Domain: jets of 10 GeV to ~4 TeV, |eta| < 4.5; masses zero and slightly negative "
-        "(down to -1% of the median training mass) are inside the log transform's domain; "
-        "decoded pt and mass are never negative.",
+        (
+            "- Domain: jets of 10 GeV to ~4 TeV, |eta| < 4.5; masses zero and slightly negative "
+            "(down to -1% of the median training mass) are inside the log transform's domain; "
+            "decoded pt and mass are never negative."
+        ),
         "",
         "## Training",
         "",
         "Command (all of it in `tools/make_default_model.sh`):",
         "",
         "```",
-        "OMP_NUM_THREADS=1 hepae train --config tools/default_model.yaml "
-        "-o build/default_model/default_model.pt \\",
+        (
+            "OMP_NUM_THREADS=1 hepae train --config tools/default_model.yaml "
+            "-o build/default_model/default_model.pt \\"
+        ),
         "    samples/qcd_flat_train.root samples/zprime_train.root samples/ttbar_train.root \\",
         "    samples/wjets_train.root samples/zjets_train.root",
         "```",
         "",
-        "Data: Pythia 8 at 13 TeV, anti-kt R=0.4 jets with pT > 10 GeV and |eta| < 4.5: QCD "
-        "(HardQCD:all, pTHatMin 15 GeV, phase-space bias (pT-hat/15)^5.5, 10k events, seed "
-        "101), Z' 2 TeV -> qq (4k, seed 103), ttbar (4k, seed 102), W+jet and Z+jet "
-        "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105). The model is trained "
-        "without the event weights on purpose: the flattened spectra spread the training "
-        "over the whole pT range.",
+        (
+            "Data: Pythia 8 at 13 TeV, anti-kt R=0.4 jets with pT > 10 GeV and |eta| < 4.5: QCD "
+            "(HardQCD:all, pTHatMin 15 GeV, phase-space bias (pT-hat/15)^5.5, 10k events, seed "
+            "101), Z' 2 TeV -> qq (4k, seed 103), ttbar (4k, seed 102), W+jet and Z+jet "
+            "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105). The model is trained "
+            "without the event weights on purpose: the flattened spectra spread the training "
+            "over the whole pT range."
+        ),
         "",
-        f"{data.get('n_train', data.get('n_jets'))} training and {data.get('n_validation', '?')} "
-        f"validation jets (a {cfg['val_fraction']:.0%} split), streamed from the files through "
-        f"a {cfg['shuffle_buffer']}-jet shuffle buffer; absurd jets left out: "
-        f"{data.get('absurd', {}).get('n_train_absurd', 0)} (rule: "
-        f"{data.get('absurd', {}).get('rule', 'n/a')}). "
-        f"{meta['metrics']['epochs_run']} epochs, {cfg['schedule']} schedule, max lr "
-        f"{cfg['lr']}, batch {cfg['batch_size']}: {meta['metrics']['seconds']:.0f} s on one "
-        "thread of a shared 2-core machine.",
+        (
+            f"{data.get('n_train', data.get('n_jets'))} training and {data.get('n_validation', '?')} "
+            f"validation jets (a {cfg['val_fraction']:.0%} split), streamed from the files through "
+            f"a {cfg['shuffle_buffer']}-jet shuffle buffer; absurd jets left out: "
+            f"{data.get('absurd', {}).get('n_train_absurd', 0)} (rule: "
+            f"{data.get('absurd', {}).get('rule', 'n/a')}). "
+            f"{meta['metrics']['epochs_run']} epochs, {cfg['schedule']} schedule, max lr "
+            f"{cfg['lr']}, batch {cfg['batch_size']}: {meta['metrics']['seconds']:.0f} s on one "
+            "thread of a shared 2-core machine."
+        ),
         "",
         "## Held-out performance",
         "",
-        "sigma68 (half the 16-84% width) of the residual in bins of the original jet pT: "
-        "relative for pt and mass, absolute for eta and phi. Held-out samples are the same "
-        "processes with other seeds (201-205). Targets: 0.005 for all four; bins with fewer "
-        f"than {q['min_jets_judged']} jets are shown but not judged.",
+        (
+            "sigma68 (half the 16-84% width) of the residual in bins of the original jet pT: "
+            "relative for pt and mass, absolute for eta and phi. Held-out samples are the same "
+            "processes with other seeds (201-205). Targets: 0.005 for all four; bins with fewer "
+            f"than {q['min_jets_judged']} jets are shown but not judged."
+        ),
     ]
     if prev:
         out += [
-            "In brackets: the previous default (4-32-32-3 trained on 20-1000 GeV QCD) on the "
-            "same jets."
+            (
+                "In brackets: the previous default (the same 4-32-32-3 network trained on QCD "
+                "with pTHatMin 50 GeV, jets above 20 GeV) on the same jets."
+            )
         ]
     out.append("")
     for name, proc in q["processes"].items():
@@ -121,22 +138,31 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
             + (f" ({'; '.join(v['fails'])})." if v["fails"] else "."),
             "",
         ]
+    cost = q.get("cost")
     out += [
         "## Cost",
         "",
         "The same 4-32-32-3 network as the previous default (same parameter count and "
-        "operations per jet), so the same cost per jet: "
-        + ", ".join(f"{n} {p['jets_per_second']:.3g} jets/s" for n, p in q["processes"].items())
-        + " end to end in `evaluate` on one shared CPU core "
-        f"(load average {q['provenance']['load_average'][0]:.1f} during the measurement).",
+        "operations per jet)"
+        + (
+            f": measured {cost['cost_ratio']:.2f}x its cost per jet "
+            f"({cost['jets_per_second']['model']:.3g} vs "
+            f"{cost['jets_per_second']['reference']:.3g} jets/s, encode -> decode -> score, "
+            f"best of 7, one thread, on `{cost['file']}`; load average "
+            f"{q['provenance']['load_average'][0]:.1f})."
+            if cost
+            else "."
+        ),
         "",
         "## How the bottleneck works",
         "",
-        "Each float32 latent carries two learned channels: a coarse one quantised to "
-        f"{meta['levels']} levels (straight-through gradients in training) and a fine "
-        "continuous one in its fractional part. Encoder and decoder are ordinary learned "
-        "MLPs; a plain continuous 4 -> 3 bottleneck must fold one dimension away (see "
-        "`benchmarks/README.md`).",
+        (
+            "Each float32 latent carries two learned channels: a coarse one quantised to "
+            f"{meta['levels']} levels (straight-through gradients in training) and a fine "
+            "continuous one in its fractional part. Encoder and decoder are ordinary learned "
+            "MLPs; a plain continuous 4 -> 3 bottleneck must fold one dimension away (see "
+            "`benchmarks/README.md`)."
+        ),
     ]
     print("\n".join(out))
 
