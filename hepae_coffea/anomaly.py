@@ -328,8 +328,9 @@ def event_baselines(
 ) -> dict[str, np.ndarray]:
     """Trivial event "scores" from the same jets: leading-jet pT, leading-jet mass, HT.
 
-    The leading jet is the jet of highest pT in the event (whatever the input order);
-    HT is the scalar sum of the jets' pT. Events without jets are left out. Without
+    The leading jet is the jet of highest pT in the event (whatever the input order; the
+    first of equal-pT jets); HT is the scalar sum of the jets' pT. Non-finite pT raises
+    ``ValueError``. Events without jets are left out. Without
     ``mass``, ``leading_jet_mass`` is omitted.
     """
     pt = np.asarray(pt, dtype=np.float64)
@@ -343,9 +344,13 @@ def event_baselines(
         if mass is not None:
             out["leading_jet_mass"] = np.zeros(0)
         return out
-    event = np.repeat(np.arange(counts.size), counts)
-    order = np.lexsort((pt, event))  # by event, then pt ascending: the leading jet is last
-    lead = order[starts + counts[has] - 1]
+    if not np.isfinite(pt).all():
+        raise ValueError(f"{int(np.count_nonzero(~np.isfinite(pt)))} jets with non-finite pt")
+    # O(n): the first jet of each event whose pt equals the event's maximum
+    max_pt = np.maximum.reduceat(pt, starts)
+    cand = np.flatnonzero(pt == np.repeat(max_pt, counts[has]))
+    event = np.repeat(np.arange(int(has.sum())), counts[has])[cand]
+    lead = cand[np.concatenate([[True], event[1:] != event[:-1]])]
     out["leading_jet_pt"] = pt[lead]
     if mass is not None:
         mass = np.asarray(mass, dtype=np.float64)

@@ -138,6 +138,10 @@ def test_event_scores_and_baselines_hand_worked():
     np.testing.assert_allclose(base["ht"], [130, 330])
     with pytest.raises(ValueError, match="counts add up to 4"):
         event_baselines(pt, mass, np.array([2, 2]))
+    tie = event_baselines(np.array([50.0, 50, 10]), np.array([1.0, 2, 3]), np.array([2, 1]))
+    np.testing.assert_allclose(tie["leading_jet_mass"], [1, 3])  # first of equal-pT jets
+    with pytest.raises(ValueError, match="1 jets with non-finite pt"):
+        event_baselines(np.array([np.nan, 1.0]), None, np.array([2]))
 
 
 def test_threshold_at_respects_ties():
