@@ -394,3 +394,17 @@ def test_compress_dir_same_file_names_do_not_collide(tmp_path):
         assert Path(os.path.realpath(f)).is_relative_to(os.path.realpath(out))
     assert not (tmp_path / "inner" / "jets.root").exists()
     assert res.output[".."]["compressed"]["events"] == 240
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"chunksize": 0}, "chunksize must be >= 1, got 0"),
+        ({"workers": -1}, "workers must be >= 1, got -1"),
+        ({"maxchunks": 0}, "maxchunks must be >= 1 or None"),
+        ({"latent_bits": 8}, "latent_bits needs compress_dir"),
+    ],
+)
+def test_run_api_checks_its_arguments(sample, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run([sample], **kwargs)
