@@ -304,7 +304,7 @@ def test_info_says_torchscript_is_code(capsys):
         (["run", "{data}", "--workers", "-1"], "argument --workers: -1 is out of range"),
         (["run", "{data}", "--maxchunks", "0"], "argument --maxchunks: 0 is out of range"),
         (["run", "{data}", "--pt-min", "nan"], "argument --pt-min: 'nan' is not a finite"),
-        (["compress", "{data}", "-o", "x.root", "--latent-bits", "24"], "between 0 and 23"),
+        (["run", "{data}", "--compress-dir", "c", "--latent-bits", "24"], "between 0 and 23"),
         (["train", "{data}", "--epochs", "0"], "argument --epochs: 0 is out of range"),
         (["train", "{data}", "--lr", "-1"], "argument --lr: -1 is out of range"),
         (["generate", "--process", "qcd", "--events", "-3", "-o", "x.root"], "out of range"),
