@@ -714,7 +714,7 @@ def _add_compress(sub) -> None:
     c.add_argument("--model", default=None, help="model file (default: the shipped model)")
     c.add_argument(
         "--latent-bits",
-        type=_BITS,
+        type=int,  # checked by compress(), which names the valid range
         default=None,
         help="round latents to M mantissa bits (0..23; default: keep float32)",
     )

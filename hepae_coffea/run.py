@@ -483,6 +483,13 @@ def run(
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} not in {EXECUTORS}")
+    for name, value, least in (("chunksize", chunksize, 1), ("workers", workers, 1)):
+        if int(value) < least:
+            raise ValueError(f"{name} must be >= {least}, got {value}")
+    if maxchunks is not None and maxchunks < 1:
+        raise ValueError(f"maxchunks must be >= 1 or None, got {maxchunks}")
+    if latent_bits is not None and compress_dir is None:
+        raise ValueError("latent_bits needs compress_dir (it applies to the compressed files)")
     threads = None if executor == "iterative" else 1
     proc = JetCompressionProcessor(
         model,

@@ -304,7 +304,7 @@ def test_info_says_torchscript_is_code(capsys):
         (["run", "{data}", "--workers", "-1"], "argument --workers: -1 is out of range"),
         (["run", "{data}", "--maxchunks", "0"], "argument --maxchunks: 0 is out of range"),
         (["run", "{data}", "--pt-min", "nan"], "argument --pt-min: 'nan' is not a finite"),
-        (["compress", "{data}", "-o", "x.root", "--latent-bits", "24"], "between 0 and 23"),
+        (["run", "{data}", "--compress-dir", "c", "--latent-bits", "24"], "between 0 and 23"),
         (["train", "{data}", "--epochs", "0"], "argument --epochs: 0 is out of range"),
         (["train", "{data}", "--lr", "-1"], "argument --lr: -1 is out of range"),
         (["generate", "--process", "qcd", "--events", "-3", "-o", "x.root"], "out of range"),
@@ -394,3 +394,17 @@ def test_compress_dir_same_file_names_do_not_collide(tmp_path):
         assert Path(os.path.realpath(f)).is_relative_to(os.path.realpath(out))
     assert not (tmp_path / "inner" / "jets.root").exists()
     assert res.output[".."]["compressed"]["events"] == 240
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"chunksize": 0}, "chunksize must be >= 1, got 0"),
+        ({"workers": -1}, "workers must be >= 1, got -1"),
+        ({"maxchunks": 0}, "maxchunks must be >= 1 or None"),
+        ({"latent_bits": 8}, "latent_bits needs compress_dir"),
+    ],
+)
+def test_run_api_checks_its_arguments(sample, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run([sample], **kwargs)
