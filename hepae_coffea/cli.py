@@ -294,32 +294,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import lr_find, train
 
     config = _train_config(args)
+    paths = config.paths()
+    inputs = [*config.inputs, args.config]
+    plot = Path(config.output).with_suffix(".lr_find.png")
+    if args.lr_find:
+        check_outputs(inputs, [plot])
+    else:
+        check_outputs(inputs, [paths["model"], paths["config"]], output_dirs=[paths["run"]])
     if not config.prefix:
         from .formats import detect_format
         from .train import MODEL_UNITS
 
-        lines = [
-            detect_format(
-                p,
-                fmt=config.format or None,
-                units=config.units or None,
-                collection=config.collection or None,
-                tree=config.tree or None,
-            ).describe(MODEL_UNITS)
-            for p in config.inputs
-        ]
+        with trusted_pickles(args.trust_pickle):
+            lines = [
+                detect_format(
+                    p,
+                    fmt=config.format or None,
+                    units=config.units or None,
+                    collection=config.collection or None,
+                    tree=config.tree or None,
+                ).describe(MODEL_UNITS)
+                for p in config.inputs
+            ]
         for line in dict.fromkeys(lines):
             print(line)
-    paths = config.paths()
-    inputs = [*config.inputs, args.config]
     if args.lr_find:
-        plot = Path(config.output).with_suffix(".lr_find.png")
-        check_outputs(inputs, [plot])
         with trusted_pickles(args.trust_pickle):
             _, _, lr = lr_find(config, plot=plot)
         print(f"suggested learning rate: {lr:.3g} (plot: {plot})")
         return 0
-    check_outputs(inputs, [paths["model"], paths["config"]], output_dirs=[paths["run"]])
     with trusted_pickles(args.trust_pickle):
         result = train(config, resume=args.resume, progress=not args.quiet)
     print(

@@ -352,6 +352,9 @@ def _table_columns(path: str, suffix: str) -> list[str]:
     if suffix in PICKLE_SUFFIXES:
         import pandas as pd
 
+        from .guards import require_trusted_pickle
+
+        require_trusted_pickle(path, "pickle file (HEPAutoencoders-style pandas DataFrame)")
         try:
             df = pd.read_pickle(path)
         except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)

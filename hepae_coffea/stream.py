@@ -70,10 +70,14 @@ def iter_weighted_jets(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     variables: Sequence[str],
     *,
-    prefix: str = "Jet_",
+    prefix: str | None = None,
     tree: str | None = None,
     weight_branch: str | None = None,
     step_events: int = DEFAULT_STEP_EVENTS,
+    fmt: str | None = None,
+    units: str | None = None,
+    collection: str | None = None,
+    to_units: str = "GeV",
 ) -> Iterator[WeightedChunk]:
     """Yield jets chunk by chunk, each jet with its event's weight.
 
@@ -83,8 +87,9 @@ def iter_weighted_jets(
         Input files (weights need ROOT files).
     variables : sequence of str
         Jet variables.
-    prefix, tree
-        As for :func:`hepae_coffea.data.iter_jets`.
+    prefix, tree, fmt, units, collection, to_units
+        As for :func:`hepae_coffea.data.iter_jets` (without ``prefix`` and ``tree`` the
+        format is detected).
     weight_branch : str, optional
         Per-event weight branch (e.g. ``genWeight``); jets of events with a non-finite
         weight are dropped and counted.
@@ -101,13 +106,27 @@ def iter_weighted_jets(
         raise ValueError(f"step_events must be >= 1, got {step_events}")
     for p in paths:
         path = os.fspath(p)
-        jets = iter_jets([path], variables, prefix=prefix, tree=tree, step_size=int(step_events))
+        jets = iter_jets(
+            [path],
+            variables,
+            prefix=prefix,
+            tree=tree,
+            step_size=int(step_events),
+            fmt=fmt,
+            units=units,
+            collection=collection,
+            to_units=to_units,
+        )
         if not weight_branch:
             for chunk in jets:
                 yield WeightedChunk(chunk.values, None, chunk.n_nonfinite, 0, path)
             continue
         if not path.lower().endswith(ROOT_SUFFIXES):
             raise InputFileError(f"{path}: event weights ({weight_branch!r}) need a ROOT file")
+        if tree is None and prefix is None:
+            from .formats import detect_format
+
+            tree = detect_format(path, fmt=fmt, units=units, collection=collection).tree
         weights = _weight_chunks(path, tree, weight_branch, int(step_events))
         for chunk in jets:
             w_ev = next(weights, None)

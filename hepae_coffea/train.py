@@ -367,10 +367,14 @@ class _JetStream:
             iter_weighted_jets(
                 c.inputs,
                 c.variables,
-                prefix=c.prefix,
+                prefix=c.prefix or None,
                 tree=c.tree or None,
                 weight_branch=c.weight_branch or None,
                 step_events=c.step_events,
+                fmt=c.format or None,
+                units=c.units or None,
+                collection=c.collection or None,
+                to_units=MODEL_UNITS,
             )
         ):
             values, weights = chunk.values, chunk.weights

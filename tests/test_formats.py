@@ -19,6 +19,7 @@ from hepae_coffea.domain import model_domain
 from hepae_coffea.errors import InputFileError
 from hepae_coffea.export import read_metadata
 from hepae_coffea.formats import detect_format
+from hepae_coffea.guards import UntrustedPickleError, trusted_pickles
 from hepae_coffea.report import report_table
 
 from .conftest import make_jets
@@ -335,9 +336,12 @@ def test_tables(tmp_path):
     pd.DataFrame(
         {"pt": jets["pt"] * 1e3, "eta": jets["eta"], "phi": jets["phi"], "m": jets["mass"] * 1e3}
     ).to_pickle(pkl)
-    f = detect_format(pkl)
-    assert (f.name, f.units) == ("pickle", "MeV")
-    np.testing.assert_allclose(read_jets(pkl).values[:, 0], jets["pt"])
+    with pytest.raises(UntrustedPickleError, match="--trust-pickle"):
+        detect_format(pkl)  # detection does not unpickle an untrusted file either
+    with trusted_pickles():
+        f = detect_format(pkl)
+        assert (f.name, f.units) == ("pickle", "MeV")
+        np.testing.assert_allclose(read_jets(pkl).values[:, 0], jets["pt"])
     pq = tmp_path / "jets.parquet"
     ak.to_parquet(ak.Array({f"Jet_{k}": v for k, v in jets.items()}), pq)
     g = detect_format(pq)
