@@ -146,7 +146,7 @@ def test_residual_summary_hand_worked():
             [110.0, 0.02, 1.0, 10.0],
             [90.0, -0.02, 1.0, 10.0],
             [130.0, np.nan, 1.0, 10.0],
-            [100.0, 0.04, 1.0, 1.0],  # mass 0 -> relative residual undefined
+            [100.0, 0.04, 1.0, 1.0],  # mass 0: judged relative to the 1 GeV floor
         ]
     )
     s = residual_summary(orig, rec, VARS)
@@ -169,8 +169,9 @@ def test_residual_summary_hand_worked():
     assert eta["rms"] == pytest.approx(math.sqrt((0.0004 + 0.0004 + 0.0016) / 3))
     assert eta["n_nonfinite"] == 1  # counted per variable
     assert s["phi"]["rms"] == 0.0
-    assert s["mass"]["n_nonfinite"] == 1
-    assert s["mass"]["mean"] == 0.0
+    # mass residuals 0, 0, 0 and (1 - 0) / max(0, 1 GeV) = 1
+    assert s["mass"]["n_nonfinite"] == 0
+    assert s["mass"]["mean"] == pytest.approx(0.25)
     assert s["_jets"] == {"n": 4, "unphysical": 1}  # the NaN eta
 
 
