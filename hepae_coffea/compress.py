@@ -698,6 +698,7 @@ def write_compressed_chunk(
         atomic_output(Path(output), overwrite=True) as tmp,
         uproot.recreate(tmp, compression=comp) as fout,
     ):
+        register_streamers(fout)
         out_tree = src.tree if src.layout == "copy" else "Events"
         wt = create_tree(fout, out_tree, plan.specs, title, 2)
         fill(fout, wt, plan.specs, data)
