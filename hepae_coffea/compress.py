@@ -297,7 +297,8 @@ def _plan(t, src: JetSource, variables: Sequence[str], k: int, event_jets: int |
         jet_specs = [next(s for s in specs if s.name == c) for c in cols]
         counter = jet_specs[0].counter or "n" + src.collection
         read = [s.name for s in specs]
-        positions = [i for i, s in enumerate(specs) if s.name in colset]
+        index = {s.name: i for i, s in enumerate(specs)}
+        positions = [index[c] for c in cols]  # in the order of jet_specs
         kept = [s for s in specs if s.name not in colset]
     else:  # flat: identifiers, kept branches, the jets' counter and latents
         kept = [_flat_spec(t, b) for b in [*src.event_ids, *src.keep]]
@@ -309,7 +310,7 @@ def _plan(t, src: JetSource, variables: Sequence[str], k: int, event_jets: int |
         ]
         read = [*src.event_ids, *src.keep, *cols]
         positions = list(range(len(kept), len(kept) + len(jet_specs)))
-    first = positions[0]
+    first = min(positions)
     if event_jets is None:
         lat = [BranchSpec(n, "float32", counter, "latent") for n in names]
         extra: list[BranchSpec] = []
