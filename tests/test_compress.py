@@ -142,6 +142,10 @@ def test_refusals(source, tmp_path):
     compress(source, comp, allow_larger=True)
     with pytest.raises(FileExistsError, match="output exists"):
         compress(source, comp, allow_larger=True)
+    # random full-precision jets do not shrink: a bigger output is refused, nothing written
+    with pytest.raises(HepaeError, match=r"more than the input's \d+ .*try --model-ref"):
+        compress(source, tmp_path / "bigger.root")
+    assert not (tmp_path / "bigger.root").exists()
     compress(source, comp, overwrite=True, allow_larger=True)
     other = tmp_path / "other.pt"
     raw = bytearray(default_model_path().read_bytes())
