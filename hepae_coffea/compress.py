@@ -813,7 +813,7 @@ def _find_model(info, path: str, model, model_dir) -> Path | None:
 
 
 def _model_for(info, blob, path: str, model, model_dir):
-    found = _find_model(info, path, model, model_dir)
+    found = _find_model(info, path, model, model_dir if blob is None else None)
     if blob is None:
         if found is None:
             raise ModelFileError(
