@@ -112,7 +112,7 @@ def test_nano_model_variables_within_precision(nano):
     assert len(orig) == 188
     _check_precision(orig, rec, mass_floor=5.0)  # GeV
     with uproot.open(rest) as g:
-        assert g["Events"]["Jet_pt"].interpretation.content.to_dtype == np.dtype(">f4")
+        assert g["Events"]["Jet_pt"].interpretation.content.to_dtype == np.dtype("float32")
 
 
 def test_nano_sizes(nano, tmp_path):
@@ -145,7 +145,7 @@ def test_physlite_flat_round_trip(tmp_path):
     with uproot.open(PHYSLITE) as f, uproot.open(rest) as g:
         t, r = f["CollectionTree"], g["Events"]
         assert r.keys()[-6:] == [mu, "nJet", *JET]
-        assert r["nJet"].interpretation.to_dtype == np.dtype(">u4")
+        assert r["nJet"].interpretation.to_dtype == np.dtype("uint32")
         for name in ("EventInfoAuxDyn.runNumber", "EventInfoAuxDyn.eventNumber", mu):
             a, b = t[name].array(library="np"), r[name].array(library="np")
             assert a.dtype == b.dtype, name
