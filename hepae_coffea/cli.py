@@ -721,20 +721,48 @@ def _add_compress(sub) -> None:
         default=None,
         help="round latents to M mantissa bits (0..23; default: keep float32)",
     )
+    c.add_argument(
+        "--model-ref",
+        action="store_true",
+        help="store only the model's name and SHA-256, not its weights",
+    )
+    c.add_argument(
+        "--allow-larger",
+        action="store_true",
+        help="write the output even if it is bigger than the input (refused by default)",
+    )
+    c.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="BRANCH",
+        help="trees written flat (ATLAS PHYSLITE): also keep this per-event branch",
+    )
+    c.add_argument("--units", choices=["GeV", "MeV"], default=None, help="units of the file's jets")
     d = sub.add_parser("decompress", help="restore the jets of a file written by compress")
     d.add_argument("input", help="file written by hepae compress")
     d.add_argument("-o", "--output", required=True, help="restored ROOT file to write")
     d.add_argument(
-        "--model", default=None, help="refuse unless this is the model stored in the file"
+        "--model",
+        default=None,
+        help="the model file that compressed the input (needed for --model-ref files; "
+        "refused if its SHA-256 differs)",
+    )
+    d.add_argument(
+        "--model-dir",
+        default=None,
+        help="folder searched for the *.pt model with the recorded SHA-256",
     )
     for p in (c, d):
         p.add_argument(
             "--compression",
             choices=["zlib", "lzma", "lz4", "zstd"],
-            default="zstd",
-            help="ROOT compression algorithm of the output (default zstd)",
+            default=None,
+            help="ROOT compression algorithm of the output (default: the input's own)",
         )
-        p.add_argument("--level", type=_LEVEL, default=5, help="compression level (default 5)")
+        p.add_argument(
+            "--level", type=_LEVEL, default=None, help="compression level (default: the input's)"
+        )
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
         p.add_argument(
             "--device",
@@ -742,8 +770,8 @@ def _add_compress(sub) -> None:
             default="cpu",
             help="where the model runs (default cpu; auto: cuda when available)",
         )
-    c.add_argument("--tree", default="Events", help="tree name (default Events)")
-    c.add_argument("--collection", default="Jet", help="jet collection / branch prefix")
+    c.add_argument("--tree", default=None, help="tree name (default Events, or PHYSLITE's)")
+    c.add_argument("--collection", default=None, help="jet collection / branch prefix")
     c.set_defaults(func=_cmd_compress)
     d.set_defaults(func=_cmd_decompress)
 
@@ -770,9 +798,21 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         level=args.level,
         tree=args.tree,
         collection=args.collection,
+        units=args.units,
+        keep=args.keep,
+        model_ref=args.model_ref,
+        allow_larger=args.allow_larger,
         overwrite=args.overwrite,
         device=args.device,
     )
+    x = s.extra
+    if x.get("layout") == "flat":
+        print(
+            f"{x['tree']}: xAOD containers uproot cannot rewrite; wrote a flat tree of the event "
+            f"identifiers, the jets' latents and kept branches (jets in {x['units']})"
+        )
+    for item in x.get("not_copied", []):
+        print(f"not copied: {item['name']} ({item['class']}): {item['reason']}")
     _print_sizes("compressed", s)
     return 0
 
@@ -786,6 +826,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
         args.input,
         args.output,
         args.model,
+        model_dir=args.model_dir,
         compression=args.compression,
         level=args.level,
         overwrite=args.overwrite,

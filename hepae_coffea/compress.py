@@ -1,16 +1,25 @@
 """Real compression of ROOT files: jets replaced by latent values, and back.
 
-``compress`` copies every branch of the input tree unchanged except the jet variables the
-model covers (``Jet_pt``, ``Jet_eta``, ... for a (pt, eta, phi, mass) model), which it
-replaces by the latent branches ``Jet_z0``, ``Jet_z1``, ... (float32, optionally rounded to
-``latent_bits`` mantissa bits). The model file (bytes, SHA-256 and metadata) is stored in
-the output as ``TObjString`` objects, so ``decompress`` needs nothing else. Both stream
-chunk by chunk, keep event order and jet counts exactly, and write atomically.
+``compress`` writes the input's jet tree with the jet variables the model covers
+(``Jet_pt``, ``Jet_eta``, ... for a (pt, eta, phi, mass) model) replaced by the latent
+branches ``Jet_z0``, ``Jet_z1``, ... (float32, optionally rounded to ``latent_bits`` mantissa
+bits), at the place of the first replaced branch; every other branch keeps its name, type,
+counter, title and position, and every other tree and string of the file is copied (what
+uproot cannot write is listed, never copied half). The output uses the input's compression
+algorithm and level unless told otherwise, and one basket per branch for each block of
+``step_size``.
+
+The model travels as plain weights and an architecture description
+(:mod:`~hepae_coffea.model_weights`), never as code, or only as a reference (name and
+SHA-256) with ``model_ref=True``. Files that uproot cannot rewrite (ATLAS PHYSLITE's xAOD
+containers) are written as a flat tree of the event identifiers, the jets' latents and the
+branches named in ``keep``; ``decompress`` then gives a NanoAOD-style flat tree
+(``nJet``, ``Jet_pt``, ...) in the file's own units. Both stream chunk by chunk, keep event
+order and jet counts exactly, and write atomically.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -28,15 +37,27 @@ from . import __version__
 from .atomic import atomic_output, is_disk_full
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
-from .export import default_model_path, metadata_from_bytes
-from .model_cache import get_model, in_blocks, model_bytes_sha256, resolve_device
+from .export import default_model_path, file_sha256
+from .model_cache import in_blocks, resolve_device
+from .model_weights import blob_sha256, load_weights, weights_from_model_file
+from .root_copy import (
+    BranchSpec,
+    Unwritable,
+    branch_specs,
+    copy_object,
+    create_tree,
+    file_compression,
+    fill,
+    finish_tree,
+    register_streamers,
+    tree_keys,
+)
 
 __all__ = [
     "COMPRESSIONS",
     "CompressionSummary",
+    "JetSource",
     "compress",
-    "compress_arrays",
-    "compression_info",
     "decompress",
     "read_compression_info",
     "truncate_mantissa",
@@ -47,8 +68,14 @@ log = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zlib", "lzma", "lz4", "zstd")
 INFO_KEY = "hepae_compression"
-MODEL_KEY = "hepae_model_b64"
+MODEL_TREE = "hepae_model"
+MODEL_KEY = MODEL_TREE  # the stored model's object (kept name for the benchmarks)
+LEGACY_MODEL_KEY = "hepae_model_b64"
 FORMAT = "hepae-coffea-compressed"
+FORMAT_VERSION = 2
+#: the least level used when the input's algorithm is kept (the input's own if higher)
+_AT_LEAST = {"ZLIB": 6, "LZMA": 9, "ZSTD": 5, "LZ4": 4}
+_ENERGY_LIKE = frozenset({"pt", "mass", "m", "E", "e", "px", "py", "pz"})
 
 
 @dataclass
@@ -70,6 +97,62 @@ class CompressionSummary:
         return self.bytes_out / self.bytes_in if self.bytes_in else float("nan")
 
 
+@dataclass
+class JetSource:
+    """Where the jets are in an input file and in which units.
+
+    ``branches`` maps each model variable to its branch (``{"pt": "Jet_pt", ...}``);
+    ``layout`` is ``"copy"`` (the tree is rewritten branch for branch) or ``"flat"`` (only
+    ``event_ids``, the jets and ``keep`` are written, for trees uproot cannot rewrite).
+    """
+
+    tree: str = "Events"
+    collection: str = "Jet"
+    branches: dict[str, str] = field(default_factory=dict)
+    units: str = "GeV"
+    layout: str = "copy"
+    event_ids: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+
+
+#: ATLAS DAOD_PHYSLITE: small-R jets of ``CollectionTree`` in MeV
+PHYSLITE = {
+    "tree": "CollectionTree",
+    "collection": "AnalysisJets",
+    "branches": {
+        "pt": "AnalysisJetsAuxDyn.pt",
+        "eta": "AnalysisJetsAuxDyn.eta",
+        "phi": "AnalysisJetsAuxDyn.phi",
+        "mass": "AnalysisJetsAuxDyn.m",
+    },
+    "units": "MeV",
+    "event_ids": [
+        "EventInfoAuxDyn.runNumber",
+        "EventInfoAuxDyn.eventNumber",
+        "EventInfoAuxDyn.lumiBlock",
+        "EventInfoAuxDyn.mcChannelNumber",
+        "EventInfoAuxDyn.mcEventNumber",
+    ],
+}
+
+
+def to_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
+    """Convert jet values from the file's ``units`` (MeV or GeV) to the model's GeV."""
+    return values * _unit_scale(variables, units)[None, :]
+
+
+def from_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
+    """Convert decoded GeV values back to the file's ``units``."""
+    return values / _unit_scale(variables, units)[None, :]
+
+
+def _unit_scale(variables: Sequence[str], units: str) -> np.ndarray:
+    if units not in ("GeV", "MeV"):
+        raise ValueError(f"units must be GeV or MeV, got {units!r}")
+    f = 1e-3 if units == "MeV" else 1.0
+    return np.array([f if v in _ENERGY_LIKE else 1.0 for v in variables], np.float64)
+
+
 def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
     """Round float32 values to ``bits`` mantissa bits (round to nearest, ties away from 0).
 
@@ -87,213 +170,517 @@ def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
     return np.where(np.isfinite(a), out, a)
 
 
-def _compression(name: str, level: int):
+def _compression(name: str | None, level: int | None, f=None):
+    """The output compression: the input file's own unless ``name`` is given."""
     import uproot
 
     classes = {"zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4, "zstd": uproot.ZSTD}
+    if name is None:
+        own = file_compression(f) if f is not None else None
+        if own is None:
+            return uproot.ZLIB(_AT_LEAST["ZLIB"]) if level is None else uproot.ZLIB(level)
+        if level is None:  # the input's algorithm, at least at its usual level
+            level = max(int(own.level), _AT_LEAST.get(type(own).__name__, 0))
+        return type(own)(level)
     if name not in classes:
         raise ValueError(f"compression {name!r} not in {COMPRESSIONS}")
-    return classes[name](level)
+    return classes[name](5 if level is None else level)
 
 
-def _open_tree(path: str, tree: str):
+def _describe_compression(comp) -> list[Any]:
+    return [type(comp).__name__.lower(), int(comp.level)] if comp is not None else ["none", 0]
+
+
+def _open(path: str):
     import uproot
 
     if not os.path.exists(path):
         raise InputFileError(f"{path}: file not found")
     try:
         f = uproot.open(path)
+        f.keys()
+    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
+        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
+    return f
+
+
+def _tree(f, path: str, tree: str):
+    try:
         if tree not in f:
             raise InputFileError(f"{path}: no tree {tree!r}; keys: {f.keys(cycle=False)}")
         t = f[tree]
         t.keys()
     except HepaeError:
         raise
-    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
+    except Exception as err:  # noqa: BLE001
         raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
-    return f, t
+    return t
 
 
-def _collections(keys: Sequence[str], arrays: ak.Array) -> dict[str, str]:
-    """Map jagged branch name -> collection (``Jet_pt`` -> ``Jet`` when ``nJet`` exists)."""
-    out = {}
-    for k in keys:
-        if "_" in k and arrays[k].ndim > 1:
-            prefix = k.split("_", 1)[0]
-            if "n" + prefix in keys:
-                out[k] = prefix
-    return out
-
-
-def _to_writable(arrays: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    """Group jagged ``X_*`` branches into records ``X`` (uproot then writes ``nX`` itself),
-    keeping the branches' order: a record takes the place of its counter (or first member)."""
-    arr = ak.Array(dict(arrays)) if not isinstance(arrays, ak.Array) else arrays
-    coll = _collections(keys, arr)
-    names = set(coll.values())
-    groups: dict[str, dict[str, Any]] = {}
-    for k, c in coll.items():
-        groups.setdefault(c, {})[k.split("_", 1)[1]] = arr[k]
-    out: dict[str, Any] = {}
-    for k in keys:
-        group = coll.get(k) or (k[1:] if k.startswith("n") and k[1:] in names else None)
-        if group is not None:
-            if group not in out:
-                out[group] = ak.zip(groups[group])
-        else:
-            out[k] = arr[k]
-    return out
-
-
-def _types(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-
-
-def compress_arrays(
-    arrays: ak.Array,
-    keys: Sequence[str],
-    model_bytes: bytes,
-    sha256: str,
+def resolve_source(
+    f,
+    path: str,
     variables: Sequence[str],
-    collection: str = "Jet",
-    latent_bits: int | None = None,
-    where: str = "input",
-    event_jets: int | None = None,
-    device: str = "cpu",
-) -> tuple[dict[str, Any], int]:
-    """One chunk: replace the model's jet branches by latents; return (writable dict, n_jets).
-
-    ``arrays`` holds the chunk's branches ``keys`` (uproot order). The jet branches must be
-    finite: non-finite values are refused with a count, never silently altered. For an
-    event-level model (``event_jets`` = J) the latents are per event
-    (``<collection>Latent_z<i>``), and the jets after the leading J keep their values in
-    ``<collection>Extra_<variable>`` branches. ``device``: where the encoder runs
-    (``auto``, ``cpu``, ``cuda``).
-    """
-    device = resolve_device(device)
-    module, _ = get_model(model_bytes, sha256, device)
-    prefix = collection + "_"
-    cols = []
-    for v in variables:
-        name = _find(keys, prefix, v)
-        if name is None:
-            raise MissingBranchError(
-                f"{where}: no branch for jet variable {v!r} of collection {collection!r}; "
-                f"available: {sorted(k for k in keys if k.startswith(prefix))}"
-            )
-        cols.append(name)
-    counts = ak.num(arrays[cols[0]], axis=1)
-    x = np.stack([ak.to_numpy(ak.flatten(arrays[c])).astype(np.float32) for c in cols], axis=1)
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise HepaeError(
-            f"{where}: {int(bad.sum())} jet(s) with non-finite {variables} values; a lossy "
-            f"latent cannot store them (drop or fix those jets first)"
-        )
-    kept = [k for k in keys if k not in cols]
-    data = {k: arrays[k] for k in kept}
-    if event_jets is not None:
-        return _compress_events(
-            data, kept, module, x, arrays, cols, collection, event_jets, latent_bits, device
-        )
-    if len(x):
-        with torch.inference_mode():
-            (z,) = in_blocks(
-                module.encode, torch.from_numpy(np.ascontiguousarray(x)), device=device
-            )
-            z = z.numpy()
+    *,
+    tree: str | None = None,
+    collection: str | None = None,
+    branches: Mapping[str, str] | None = None,
+    units: str | None = None,
+    keep: Sequence[str] = (),
+) -> JetSource:
+    """Work out the tree, jet branches, units and layout for ``variables`` (NanoAOD style
+    ``<collection>_<variable>`` by default; ATLAS PHYSLITE when the file has its tree)."""
+    if tree is None and "Events" not in f and PHYSLITE["tree"] in f:
+        src = JetSource(**{k: v for k, v in PHYSLITE.items()})  # type: ignore[arg-type]
     else:
-        z = np.zeros((0, int(module.latent_dim)), np.float32)
-    if latent_bits is not None:
-        z = truncate_mantissa(z, latent_bits)
-    for i in range(z.shape[1]):
-        data[f"{prefix}z{i}"] = ak.unflatten(np.ascontiguousarray(z[:, i]), counts)
-    order = kept + [f"{prefix}z{i}" for i in range(z.shape[1])]
-    return _to_writable(ak.Array(data), order), len(x)
+        src = JetSource(tree=tree or "Events", collection=collection or "Jet")
+    if collection is not None:
+        src.collection = collection
+    t = _tree(f, path, src.tree)
+    keys = t.keys()
+    if branches:
+        src.branches = dict(branches)
+    elif not src.branches:
+        prefix = src.collection + "_"
+        for v in variables:
+            name = _find(keys, prefix, v)
+            if name is None:
+                raise MissingBranchError(
+                    f"{path}: no branch for jet variable {v!r} of collection "
+                    f"{src.collection!r}; available: {sorted(k for k in keys if k.startswith(prefix))}"
+                )
+            src.branches[v] = name
+    missing = [b for b in src.branches.values() if b not in keys]
+    if missing:
+        raise MissingBranchError(f"{path}: tree {src.tree!r} has no branch {missing}")
+    if units is not None:
+        src.units = units
+    src.keep = list(keep)
+    absent = [k for k in src.keep if k not in keys]
+    if absent:
+        raise MissingBranchError(f"{path}: no branch {absent} to keep in tree {src.tree!r}")
+    try:
+        branch_specs(t)
+        src.layout = "copy"
+    except Unwritable:
+        src.layout = "flat"
+        src.event_ids = [b for b in src.event_ids if b in keys]
+    return src
 
 
-def _compress_events(
-    data, kept, module, x, arrays, cols, collection, event_jets, latent_bits, device="cpu"
-):
-    counts = ak.to_numpy(ak.num(arrays[cols[0]], axis=1))
-    xe, me = pad_events(x, counts, event_jets)
-    with torch.inference_mode():
-        (z,) = in_blocks(
-            module.encode,
-            torch.from_numpy(xe),
-            torch.from_numpy(me.astype(np.float32)),
-            block=len(xe) or 1,
-            device=device,
-        )
-        z = z.numpy()
-    if latent_bits is not None:
-        z = truncate_mantissa(z, latent_bits)
-    names = [f"{collection}Latent_z{i}" for i in range(z.shape[1])]
-    for i, name in enumerate(names):
-        data[name] = np.ascontiguousarray(z[:, i])
-    n_extra = np.maximum(counts - event_jets, 0)
-    extra_names = [f"{collection}Extra_{c.split('_', 1)[1]}" for c in cols]
-    for c, name in zip(cols, extra_names, strict=True):  # the input's own values and type
-        data[name] = arrays[c][:, event_jets:]
-    data[f"n{collection}Extra"] = n_extra.astype(np.int32)
-    order = [*kept, *names, f"n{collection}Extra", *extra_names]
-    return _to_writable(ak.Array(data), order), len(x)
+# --- the main tree ---------------------------------------------------------------------
 
 
-def _branch_dtype(tree, name: str | None) -> str:
-    """numpy dtype name (native byte order) of a jagged or flat numeric branch."""
-    if name is None:
-        return "float32"
-    interp = tree[name].interpretation
+@dataclass
+class _Plan:
+    """Specs of the compressed main tree and how to fill them."""
+
+    specs: list[BranchSpec]  # the compressed tree
+    jet_specs: list[BranchSpec]  # the replaced jet branches as restored
+    positions: list[int]  # their positions in the restored tree
+    added: list[str]  # latent (and extra-jet) branches of the compressed tree
+    read: list[str]  # input branches to read
+    counter: str  # the jets' counter
+
+
+def _latent_names(collection: str, k: int, event_level: bool) -> list[str]:
+    return [f"{collection}{'Latent' if event_level else ''}_z{i}" for i in range(k)]
+
+
+def _plan(t, src: JetSource, variables: Sequence[str], k: int, event_jets: int | None) -> _Plan:
+    cols = [src.branches[v] for v in variables]
+    colset = set(cols)
+    out_coll = src.collection if src.layout == "copy" else "Jet"
+    names = _latent_names(out_coll, k, event_jets is not None)
+    if src.layout == "copy":
+        specs = branch_specs(t)
+        jet_specs = [next(s for s in specs if s.name == c) for c in cols]
+        counter = jet_specs[0].counter or "n" + src.collection
+        read = [s.name for s in specs]
+        index = {s.name: i for i, s in enumerate(specs)}
+        positions = [index[c] for c in cols]  # in the order of jet_specs
+        kept = [s for s in specs if s.name not in colset]
+    else:  # flat: identifiers, kept branches, the jets' counter and latents
+        kept = [_flat_spec(t, b) for b in [*src.event_ids, *src.keep]]
+        counter = "nJet"
+        kept.append(BranchSpec(counter, "uint32", None, "number of jets"))
+        jet_specs = [
+            BranchSpec(f"Jet_{v}", _leaf_dtype(t, c), counter, f"jet {v} [{src.units}]")
+            for v, c in zip(variables, cols, strict=True)
+        ]
+        read = [*src.event_ids, *src.keep, *cols]
+        positions = list(range(len(kept), len(kept) + len(jet_specs)))
+    first = min(positions)
+    if event_jets is None:
+        lat = [BranchSpec(n, "float32", counter, "latent") for n in names]
+        extra: list[BranchSpec] = []
+    else:
+        lat = [BranchSpec(n, "float32", None, "latent (event)") for n in names]
+        ec = f"n{out_coll}Extra"
+        extra = [BranchSpec(ec, "int32", None, "jets beyond the compressed ones")] + [
+            BranchSpec(f"{out_coll}Extra_{s.name.split('_', 1)[-1]}", s.dtype, ec, s.title)
+            for s in jet_specs
+        ]
+    out = kept[:first] + lat + extra + kept[first:]
+    added = [s.name for s in lat + extra]
+    return _Plan(out, jet_specs, positions, added, read, counter)
+
+
+def _restored_specs(compressed: Sequence[BranchSpec], info: Mapping[str, Any]) -> list[BranchSpec]:
+    """The original tree's specs from the compressed tree's and the stored jet specs."""
+    added = set(info["added"])
+    out = [s for s in compressed if s.name not in added]
+    for pos, d in sorted(zip(info["jet_positions"], info["jet_specs"], strict=True)):
+        out.insert(pos, BranchSpec.from_dict(d))
+    return out
+
+
+def _leaf_dtype(t, name: str) -> str:
+    interp = t[name].interpretation
     dt = getattr(getattr(interp, "content", interp), "to_dtype", np.dtype("float32"))
     return np.dtype(dt).newbyteorder("=").name
 
 
-def compression_info(
-    meta: Mapping[str, Any],
-    sha256: str,
-    keys: Sequence[str],
-    *,
-    collection: str,
-    tree: str,
-    latent_bits: int | None,
-    compression: str,
-    level: int,
-    inputs: Sequence[str],
-    events: int,
-    jets: int,
-    dtypes: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """The JSON metadata stored beside the compressed tree."""
-    variables = [v["name"] for v in meta["variables"]]
-    return {
-        "format": FORMAT,
-        "package_version": __version__,
-        "model_sha256": sha256,
-        "model": {
-            k: meta.get(k)
-            for k in (
-                "level",
-                "event_jets",
-                "kind",
-                "bottleneck",
-                "levels",
-                "latent_dim",
-                "variables",
-                "normalisation",
+def _flat_spec(t, name: str) -> BranchSpec:
+    """A kept or identifier branch of a flat output: scalar numbers or numeric vectors."""
+    import uproot
+
+    interp = t[name].interpretation
+    if (
+        not isinstance(interp, uproot.interpretation.numerical.AsDtype)
+        or np.dtype(interp.to_dtype).shape
+    ):
+        raise InputFileError(
+            f"branch {name!r} ({interp}) cannot be kept: only branches of one number per "
+            f"event can be kept in a flat tree"
+        )
+    return BranchSpec(name, np.dtype(interp.to_dtype).newbyteorder("=").name, None, t[name].title)
+
+
+def _jets(arrays, src: JetSource, variables: Sequence[str], where: str):
+    cols = [src.branches[v] for v in variables]
+    counts = ak.num(arrays[cols[0]], axis=1)
+    for c in cols[1:]:
+        if not ak.all(ak.num(arrays[c], axis=1) == counts):
+            raise InputFileError(f"{where}: branch {c!r} has other jet counts than {cols[0]!r}")
+    x = np.stack([ak.to_numpy(ak.flatten(arrays[c])).astype(np.float64) for c in cols], axis=1)
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise HepaeError(
+            f"{where}: {int(bad.sum())} jet(s) with non-finite {list(variables)} values; a lossy "
+            f"latent cannot store them (drop or fix those jets first)"
+        )
+    x = to_model_units(x, variables, src.units).astype(np.float32)
+    return counts, x
+
+
+def _compress_block(
+    arrays,
+    module,
+    plan: _Plan,
+    src: JetSource,
+    variables,
+    latent_bits,
+    event_jets,
+    where,
+    device: str = "cpu",
+) -> tuple[dict[str, Any], int]:
+    counts, x = _jets(arrays, src, variables, where)
+    k = int(module.latent_dim)
+    out_coll = src.collection if src.layout == "copy" else "Jet"
+    names = _latent_names(out_coll, k, event_jets is not None)
+    data: dict[str, Any] = {}
+    for s in plan.specs:
+        if s.name in arrays.fields:
+            data[s.name] = arrays[s.name]
+    if src.layout == "flat":
+        data[plan.counter] = ak.to_numpy(counts).astype(np.uint32)
+    if event_jets is None:
+        if len(x):
+            with torch.inference_mode():
+                (z,) = in_blocks(
+                    module.encode, torch.from_numpy(np.ascontiguousarray(x)), device=device
+                )
+            z = z.numpy()
+        else:
+            z = np.zeros((0, k), np.float32)
+        if latent_bits is not None:
+            z = truncate_mantissa(z, latent_bits)
+        for i, n in enumerate(names):
+            data[n] = ak.unflatten(np.ascontiguousarray(z[:, i]), counts)
+    else:
+        c = ak.to_numpy(counts)
+        xe, me = pad_events(x, c, event_jets)
+        with torch.inference_mode():
+            (z,) = in_blocks(
+                module.encode,
+                torch.from_numpy(xe),
+                torch.from_numpy(me.astype(np.float32)),
+                block=len(xe) or 1,
+                device=device,
             )
+        z = z.numpy()
+        if latent_bits is not None:
+            z = truncate_mantissa(z, latent_bits)
+        for i, n in enumerate(names):
+            data[n] = np.ascontiguousarray(z[:, i])
+        ec = f"n{out_coll}Extra"
+        data[ec] = np.maximum(c - event_jets, 0).astype(np.int32)
+        for js, v in zip(plan.jet_specs, variables, strict=True):
+            name = f"{out_coll}Extra_{js.name.split('_', 1)[-1]}"
+            data[name] = arrays[src.branches[v]][:, event_jets:]  # the input's own values
+    return data, len(x)
+
+
+# --- model storage ---------------------------------------------------------------------
+
+
+def _model_info(model_path: Path, model_bytes: bytes, blob: bytes, meta, model_ref: bool):
+    return {
+        "storage": "reference" if model_ref else "embedded",
+        "name": model_path.name,
+        "file_sha256": file_sha256(model_path),
+        "weights_sha256": blob_sha256(blob),
+        "weights_bytes": len(blob),
+        **{
+            k: meta.get(k)
+            for k in ("level", "event_jets", "kind", "bottleneck", "levels", "latent_dim")
         },
-        "collection": collection,
-        "tree": tree,
-        "latent_bits": latent_bits,
-        "branches": list(keys),
-        "jet_branches": [_find(keys, collection + "_", v) for v in variables],
-        "jet_dtypes": list(dtypes) if dtypes is not None else None,
-        "events": events,
-        "jets": jets,
-        "compression": [compression, level],
-        "inputs": [os.path.basename(p) for p in inputs],
+        "variables": meta.get("variables"),
     }
+
+
+def _write_model(fout, blob: bytes) -> None:
+    fout.mktree(MODEL_TREE, {"weights": np.uint8}, title="hepae-coffea model weights (no code)")
+    fout[MODEL_TREE].extend({"weights": np.frombuffer(blob, np.uint8)})
+
+
+def _load_model_file(path: Path) -> tuple[bytes, bytes, dict[str, Any]]:
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    model_bytes = path.read_bytes()
+    blob, meta = weights_from_model_file(model_bytes, str(path))
+    return model_bytes, blob, meta
+
+
+# --- compress ----------------------------------------------------------------------------
+
+
+def compress(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    *,
+    latent_bits: int | None = None,
+    compression: str | None = None,
+    level: int | None = None,
+    tree: str | None = None,
+    collection: str | None = None,
+    branches: Mapping[str, str] | None = None,
+    units: str | None = None,
+    keep: Sequence[str] = (),
+    model_ref: bool = False,
+    allow_larger: bool = False,
+    step_size: str | int = "100 MB",
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> CompressionSummary:
+    """Write ``output`` with the jets of ``inputs`` replaced by the model's latents.
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        ROOT files with the same tree layout (written one after the other).
+    model : path, optional
+        hepae-coffea model file; the shipped default when omitted.
+    latent_bits : int, optional
+        Round the float32 latents to this many mantissa bits (0..23).
+    compression, level : str, int, optional
+        ROOT compression of the output (zlib, lzma, lz4, zstd) and its level; by default
+        the first input's own algorithm and level.
+    tree, collection, branches, units : optional
+        Jet tree, collection prefix, ``{variable: branch}`` and the file's units (GeV or
+        MeV); NanoAOD (``Events``, ``Jet_*``, GeV) or ATLAS PHYSLITE by default.
+    keep : sequence of str
+        For trees written flat (PHYSLITE), further branches to keep.
+    model_ref : bool
+        Store only the model's name and SHA-256 (decompress then needs the model file).
+    allow_larger : bool
+        Write the output even if it is bigger than the inputs (refused otherwise).
+    device : {"auto", "cpu", "cuda"}
+        Where the encoder runs (the latents written are the same up to float rounding).
+    """
+    import uproot
+
+    t0 = time.perf_counter()
+    paths = [os.fspath(p) for p in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
+    if not paths:
+        raise InputFileError("no input files given")
+    model_path = Path(model) if model is not None else default_model_path()
+    model_bytes, blob, meta = _load_model_file(model_path)
+    module, _ = load_weights(blob, blob_sha256(blob), str(model_path))  # what decompress runs
+    device = resolve_device(device)
+    module = module.to(device)
+    variables = [v["name"] for v in meta["variables"]]
+    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+    if latent_bits is not None and not 0 <= latent_bits <= 23:
+        raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
+    files = [_open(p) for p in paths]  # all inputs checked before writing
+    src = resolve_source(
+        files[0],
+        paths[0],
+        variables,
+        tree=tree,
+        collection=collection,
+        branches=branches,
+        units=units,
+        keep=keep,
+    )
+    trees = [_tree(f, p, src.tree) for f, p in zip(files, paths, strict=True)]
+    keys0 = trees[0].keys()
+    for p, t in zip(paths, trees, strict=True):
+        if t.keys() != keys0:
+            raise InputFileError(f"{p}: branches differ from {paths[0]}'s")
+    comp = _compression(compression, level, files[0])
+    k = int(meta["latent_dim"])
+    plan = _plan(trees[0], src, variables, k, event_jets)
+    out_tree = src.tree if src.layout == "copy" else "Events"
+    events = jets = 0
+    copied, skipped = _other_objects(files[0], src.tree)
+    if len(paths) > 1 and copied:
+        log.warning("other trees and objects are copied from the first input only")
+    out = Path(output)
+    bytes_in = sum(os.path.getsize(p) for p in paths)
+    with atomic_output(out, overwrite) as tmp:
+        with uproot.recreate(tmp, compression=comp) as fout:
+            register_streamers(fout)
+            wt = create_tree(fout, out_tree, plan.specs, trees[0].title, _capacity(trees))
+            for p, f, t in zip(paths, files, trees, strict=True):
+                try:
+                    for arrays in t.iterate(plan.read, step_size=step_size, library="ak"):
+                        data, n = _compress_block(
+                            arrays, module, plan, src, variables, latent_bits, event_jets, p, device
+                        )
+                        fill(fout, wt, plan.specs, data)
+                        events += len(arrays)
+                        jets += n
+                except HepaeError:
+                    raise
+                except Exception as err:  # truncated baskets etc.; re-raised when disk full
+                    if is_disk_full(err):  # the output's fault, not the input's
+                        raise
+                    raise InputFileError(f"{p}: failed while reading ({err})") from None
+                finally:
+                    if f is not files[0]:
+                        f.close()
+            finish_tree(fout, wt)
+            _copy_others(files[0], fout, copied)
+            files[0].close()
+            info = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "package_version": __version__,
+                "model": _model_info(model_path, model_bytes, blob, meta, model_ref),
+                "source": {
+                    "tree": src.tree,
+                    "collection": src.collection,
+                    "branches": src.branches,
+                    "units": src.units,
+                    "layout": src.layout,
+                    "event_ids": src.event_ids,
+                    "keep": src.keep,
+                },
+                "tree": out_tree,
+                "latent_bits": latent_bits,
+                "jet_specs": [s.to_dict() for s in plan.jet_specs],
+                "jet_positions": plan.positions,
+                "added": plan.added,
+                "jet_branches": [s.name for s in plan.jet_specs],
+                "counter": plan.counter,
+                "events": events,
+                "jets": jets,
+                "compression": _describe_compression(comp),
+                "inputs": [os.path.basename(p) for p in paths],
+                "copied": copied,
+                "not_copied": skipped,
+            }
+            fout[INFO_KEY] = json.dumps(info)
+            if not model_ref:
+                _write_model(fout, blob)
+        bytes_out = os.path.getsize(tmp)
+        if bytes_out > bytes_in and not allow_larger:
+            hint = (
+                ""
+                if model_ref
+                else f" (the embedded model takes {len(blob)} bytes; try --model-ref)"
+            )
+            raise HepaeError(
+                f"{out}: the compressed file would be {bytes_out} bytes, more than the input's "
+                f"{bytes_in}{hint}; nothing written (--allow-larger writes it anyway)"
+            )
+    summary = CompressionSummary(
+        paths,
+        str(out),
+        events,
+        jets,
+        bytes_in,
+        out.stat().st_size,
+        time.perf_counter() - t0,
+        {
+            "latent_bits": latent_bits,
+            "layout": src.layout,
+            "tree": src.tree,
+            "units": src.units,
+            "model_storage": "reference" if model_ref else "embedded",
+            "copied": copied,
+            "not_copied": skipped,
+        },
+    )
+    log.info(
+        "compressed %d events (%d jets): %d -> %d bytes", events, jets, bytes_in, summary.bytes_out
+    )
+    return summary
+
+
+def _capacity(trees) -> int:
+    """Baskets reserved per branch: one per input and block, plus one."""
+    return len(trees) + 1
+
+
+def _other_objects(f, main_tree: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Names of the other objects that can be copied, and those that cannot (with why)."""
+    copied, skipped = [], []
+    for name, cls in tree_keys(f):
+        if name == main_tree:
+            continue
+        if name in (INFO_KEY, MODEL_TREE, LEGACY_MODEL_KEY):
+            raise InputFileError(f"{f.file_path}: already holds {name!r} (a compressed file?)")
+        if cls == "TTree":
+            try:
+                branch_specs(f[name])
+                copied.append(name)
+            except Unwritable as err:
+                skipped.append({"name": name, "class": cls, "reason": str(err)})
+        elif cls in ("TObjString",):
+            copied.append(name)
+        else:
+            skipped.append({"name": name, "class": cls, "reason": "uproot cannot write it"})
+    return copied, skipped
+
+
+def _copy_others(fin, fout, names: Sequence[str], skip: Sequence[str] = ()) -> None:
+    for name, cls in tree_keys(fin):
+        if name not in names or name in skip:
+            continue
+        if cls == "TTree":
+            t = fin[name]
+            specs = branch_specs(t)
+            wt = create_tree(fout, name, specs, t.title, 2)
+            for arrays in t.iterate([s.name for s in specs], step_size="100 MB", library="ak"):
+                fill(fout, wt, specs, {s.name: arrays[s.name] for s in specs})
+            finish_tree(fout, wt)
+        else:
+            copy_object(fin, fout, name, cls)
 
 
 def write_compressed_chunk(
@@ -306,63 +693,191 @@ def write_compressed_chunk(
     *,
     latent_bits: int | None = None,
     collection: str = "Jet",
-    compression: str = "zstd",
-    level: int = 5,
+    compression: str | None = "zstd",
+    level: int | None = 5,
+    model_ref: bool = False,
     device: str = "cpu",
 ) -> tuple[int, int]:
-    """Compress entries [start, stop) of one file into its own output file (used by the
-    processor to compress chunk by chunk on any executor). Returns (events, jets)."""
+    """Compress entries [start, stop) of one file's jet tree into its own output file (used
+    by the processor on any executor); the model is stored as plain weights (or, with
+    ``model_ref``, by name and SHA-256). Returns (events, jets)."""
     import uproot
 
-    meta = metadata_from_bytes(model_bytes)
-    sha = model_bytes_sha256(model_bytes)
+    blob, meta = weights_from_model_file(model_bytes, "model")
+    module, _ = load_weights(blob, blob_sha256(blob), "model")
+    device = resolve_device(device)
+    module = module.to(device)
     variables = [v["name"] for v in meta["variables"]]
-    f, t = _open_tree(path, tree)
+    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+    f = _open(path)
     with f:
-        keys = t.keys()
-        arrays = t.arrays(keys, entry_start=start, entry_stop=stop, library="ak")
-    data, n = compress_arrays(
-        arrays,
-        keys,
-        model_bytes,
-        sha,
-        variables,
-        collection,
-        latent_bits,
-        where=f"{path}[{start}:{stop}]",
-        event_jets=int(meta["event_jets"]) if meta.get("level") == "event" else None,
-        device=device,
-    )
+        src = resolve_source(f, path, variables, tree=tree, collection=collection)
+        t = _tree(f, path, src.tree)
+        plan = _plan(t, src, variables, int(meta["latent_dim"]), event_jets)
+        arrays = t.arrays(plan.read, entry_start=start, entry_stop=stop, library="ak")
+        where = f"{path}[{start}:{stop}]"
+        data, n = _compress_block(
+            arrays, module, plan, src, variables, latent_bits, event_jets, where, device
+        )
+        title = t.title
+    comp = _compression(compression, level, None)
     with (
         atomic_output(Path(output), overwrite=True) as tmp,
-        uproot.recreate(tmp, compression=_compression(compression, level)) as fout,
+        uproot.recreate(tmp, compression=comp) as fout,
     ):
-        fout.mktree(tree, _types(data))
-        fout[tree].extend(data)
-        fout[INFO_KEY] = json.dumps(
-            compression_info(
-                meta,
-                sha,
-                keys,
-                collection=collection,
-                tree=tree,
-                latent_bits=latent_bits,
-                compression=compression,
-                level=level,
-                inputs=[path],
-                events=len(arrays),
-                jets=n,
-                dtypes=[_branch_dtype(t, _find(keys, collection + "_", v)) for v in variables],
-            )
-        )
-        fout[MODEL_KEY] = base64.b64encode(model_bytes).decode("ascii")
+        register_streamers(fout)
+        out_tree = src.tree if src.layout == "copy" else "Events"
+        wt = create_tree(fout, out_tree, plan.specs, title, 2)
+        fill(fout, wt, plan.specs, data)
+        finish_tree(fout, wt)
+        info = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "model": {
+                "storage": "reference" if model_ref else "embedded",
+                "name": "model",
+                "file_sha256": blob_sha256(model_bytes),
+                "weights_sha256": blob_sha256(blob),
+                "weights_bytes": len(blob),
+                **{k: meta.get(k) for k in ("level", "event_jets", "kind", "latent_dim")},
+                "variables": meta.get("variables"),
+            },
+            "source": {
+                "tree": src.tree,
+                "collection": src.collection,
+                "branches": src.branches,
+                "units": src.units,
+                "layout": src.layout,
+                "event_ids": src.event_ids,
+                "keep": src.keep,
+            },
+            "tree": out_tree,
+            "latent_bits": latent_bits,
+            "jet_specs": [s.to_dict() for s in plan.jet_specs],
+            "jet_positions": plan.positions,
+            "added": plan.added,
+            "jet_branches": [s.name for s in plan.jet_specs],
+            "counter": plan.counter,
+            "events": len(arrays),
+            "jets": n,
+            "compression": _describe_compression(comp),
+            "inputs": [os.path.basename(path)],
+            "entries": [start, stop],
+            "copied": [],
+            "not_copied": [],
+        }
+        fout[INFO_KEY] = json.dumps(info)
+        if not model_ref:
+            _write_model(fout, blob)
     return len(arrays), n
 
 
-def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches, device="cpu"):
-    """Event-level latents + extra jets -> (jets per event, flat jets in file order)."""
-    counts = ak.to_numpy(arrays[f"n{collection}"]).astype(np.int64)
-    z = np.stack([ak.to_numpy(arrays[c]) for c in zcols], axis=1).astype(np.float32)
+# --- decompress --------------------------------------------------------------------------
+
+
+def read_compression_info(path: str | os.PathLike) -> tuple[dict[str, Any], bytes | None]:
+    """The compression metadata of a compressed file and its stored weights blob (``None``
+    for a model stored by reference). Nothing in the file is executed or unpickled."""
+    path = str(path)
+    f = _open(path)
+    try:
+        with f:
+            if INFO_KEY not in f:
+                raise InputFileError(
+                    f"{path}: not a file written by hepae compress (no {INFO_KEY!r} object)"
+                )
+            if LEGACY_MODEL_KEY in f:
+                raise ModelFileError(
+                    f"{path}: written by an older hepae compress that embedded the model as "
+                    f"TorchScript code; refused, nothing from it is run (compress the original "
+                    f"again with this version)"
+                )
+            info = json.loads(str(f[INFO_KEY]))
+            if info.get("format") != FORMAT or int(info.get("format_version", 1)) != FORMAT_VERSION:
+                raise InputFileError(
+                    f"{path}: compressed-file format {info.get('format')!r} version "
+                    f"{info.get('format_version', 1)} is not supported (expected {FORMAT_VERSION})"
+                )
+            blob = None
+            if info["model"]["storage"] == "embedded":
+                if MODEL_TREE not in f:
+                    raise ModelFileError(f"{path}: the embedded model ({MODEL_TREE!r}) is missing")
+                blob = f[MODEL_TREE]["weights"].array(library="np").tobytes()
+    except HepaeError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
+    return info, blob
+
+
+def _find_model(info, path: str, model, model_dir) -> Path | None:
+    """The model file given or found by SHA-256 in ``model_dir`` (None if neither)."""
+    want = info["model"]["file_sha256"]
+    if model is not None:
+        given = Path(model)
+        if not given.exists():
+            raise ModelFileError(f"{given}: model file not found")
+        have = file_sha256(given)
+        if have != want:
+            raise ModelFileError(
+                f"{given}: SHA-256 {have} does not match the model that compressed {path} "
+                f"({info['model']['name']}, SHA-256 {want})"
+            )
+        return given
+    if model_dir is not None:
+        d = Path(model_dir)
+        if not d.is_dir():
+            raise ModelFileError(f"{d}: model folder not found")
+        for p in sorted(d.rglob("*.pt")):
+            if file_sha256(p) == want:
+                return p
+        raise ModelFileError(
+            f"{path}: no *.pt file in {d} has SHA-256 {want} (model {info['model']['name']})"
+        )
+    return None
+
+
+def _model_for(info, blob, path: str, model, model_dir):
+    found = _find_model(info, path, model, model_dir if blob is None else None)
+    if blob is None:
+        if found is None:
+            raise ModelFileError(
+                f"{path}: compressed with model {info['model']['name']} (SHA-256 "
+                f"{info['model']['file_sha256']}) stored by reference; give it with --model or "
+                f"--model-dir"
+            )
+        _, blob, _ = _load_model_file(found)
+        if blob_sha256(blob) != info["model"]["weights_sha256"]:
+            raise ModelFileError(
+                f"{found}: its weights (SHA-256 {blob_sha256(blob)}) differ from those that "
+                f"compressed {path} ({info['model']['weights_sha256']})"
+            )
+    module, _ = load_weights(blob, info["model"]["weights_sha256"], path)
+    return module
+
+
+def _decode_block(arrays, module, info, variables, device: str = "cpu") -> tuple[Any, np.ndarray]:
+    """Latents (+ extra jets) -> (jets per event, flat decoded jets in the file's units)."""
+    m = info["model"]
+    k = int(m["latent_dim"])
+    src = info["source"]
+    out_coll = src["collection"] if src["layout"] == "copy" else "Jet"
+    event_jets = int(m["event_jets"]) if m.get("level") == "event" else None
+    names = _latent_names(out_coll, k, event_jets is not None)
+    if event_jets is None:
+        counts = ak.num(arrays[names[0]], axis=1)
+        z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in names], axis=1)
+        rec = np.zeros((0, len(variables)), np.float32)
+        if len(z):
+            with torch.inference_mode():
+                (r,) = in_blocks(
+                    module.decode, torch.from_numpy(np.ascontiguousarray(z)), device=device
+                )
+            rec = r.numpy()
+        return counts, from_model_units(rec.astype(np.float64), variables, src["units"])
+    counts = ak.to_numpy(arrays[info["counter"]]).astype(np.int64)
+    z = np.stack([ak.to_numpy(arrays[c]) for c in names], axis=1).astype(np.float32)
     mask = np.arange(event_jets)[None, :] < np.minimum(counts, event_jets)[:, None]
     with torch.inference_mode():
         (rec_e,) = in_blocks(
@@ -372,156 +887,17 @@ def _decode_events(arrays, module, collection, event_jets, zcols, jet_branches, 
             block=len(z) or 1,
             device=device,
         )
-    lead = ak.unflatten(rec_e.numpy()[mask], np.minimum(counts, event_jets))
+    lead = from_model_units(rec_e.numpy()[mask].astype(np.float64), variables, src["units"])
+    lead = ak.unflatten(lead, np.minimum(counts, event_jets))
     extra = ak.concatenate(
-        [arrays[f"{collection}Extra_{b.split('_', 1)[1]}"][:, :, np.newaxis] for b in jet_branches],
+        [
+            arrays[f"{out_coll}Extra_{b.split('_', 1)[-1]}"][:, :, np.newaxis]
+            for b in info["jet_branches"]
+        ],
         axis=2,
     )
-    jets = ak.concatenate([lead, extra], axis=1)  # extra jets keep their stored precision
+    jets = ak.concatenate([lead, ak.values_astype(extra, np.float64)], axis=1)
     return ak.num(jets, axis=1), ak.to_numpy(ak.flatten(jets, axis=1))
-
-
-def read_compression_info(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
-    """The compression metadata and the model bytes stored in a compressed file."""
-    import uproot
-
-    path = str(path)
-    if not os.path.exists(path):
-        raise InputFileError(f"{path}: file not found")
-    try:
-        with uproot.open(path) as f:
-            if INFO_KEY not in f or MODEL_KEY not in f:
-                raise InputFileError(
-                    f"{path}: not a file written by hepae compress (no {INFO_KEY!r} object)"
-                )
-            info = json.loads(str(f[INFO_KEY]))
-            model = base64.b64decode(str(f[MODEL_KEY]))
-    except HepaeError:
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
-    if model_bytes_sha256(model) != info.get("model_sha256"):
-        raise ModelFileError(f"{path}: the stored model does not match its recorded SHA-256")
-    return info, model
-
-
-def compress(
-    inputs: str | os.PathLike | Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-    model: str | os.PathLike | None = None,
-    *,
-    latent_bits: int | None = None,
-    compression: str = "zstd",
-    level: int = 5,
-    tree: str = "Events",
-    collection: str = "Jet",
-    step_size: str | int = "100 MB",
-    overwrite: bool = False,
-    device: str = "cpu",
-) -> CompressionSummary:
-    """Write ``output`` with the jets of ``inputs`` replaced by the model's latents.
-
-    Parameters
-    ----------
-    inputs : path or list of paths
-        NanoAOD-style ROOT files with the same tree layout (written one after the other).
-    model : path, optional
-        hepae-coffea model; the shipped default when omitted.
-    latent_bits : int, optional
-        Round the float32 latents to this many mantissa bits (0..23).
-    compression, level : str, int
-        ROOT compression of the output (zlib, lzma, lz4, zstd) and its level.
-    device : {"auto", "cpu", "cuda"}
-        Where the encoder runs (the latents written are the same up to float rounding).
-    """
-    import uproot
-
-    t0 = time.perf_counter()
-    paths = [os.fspath(p) for p in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
-    if not paths:
-        raise InputFileError("no input files given")
-    model_path = Path(model) if model is not None else default_model_path()
-    if not model_path.exists():
-        raise ModelFileError(f"{model_path}: model file not found")
-    model_bytes = model_path.read_bytes()
-    meta = metadata_from_bytes(model_bytes, str(model_path))
-    sha = model_bytes_sha256(model_bytes)
-    variables = [v["name"] for v in meta["variables"]]
-    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
-    if latent_bits is not None and not 0 <= latent_bits <= 23:
-        raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
-    comp = _compression(compression, level)
-    trees = [_open_tree(p, tree) for p in paths]  # all inputs checked before writing
-    keys0 = trees[0][1].keys()
-    for p, (_, t) in zip(paths, trees, strict=True):
-        if t.keys() != keys0:
-            raise InputFileError(f"{p}: branches differ from {paths[0]}'s")
-    events = jets = 0
-    out = Path(output)
-    with atomic_output(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
-        created = False
-        for p, (f, t) in zip(paths, trees, strict=True):
-            try:
-                for arrays in t.iterate(keys0, step_size=step_size, library="ak"):
-                    data, n = compress_arrays(
-                        arrays,
-                        keys0,
-                        model_bytes,
-                        sha,
-                        variables,
-                        collection,
-                        latent_bits,
-                        where=p,
-                        event_jets=event_jets,
-                        device=device,
-                    )
-                    if not created:
-                        fout.mktree(tree, _types(data))
-                        created = True
-                    fout[tree].extend(data)
-                    events += len(arrays)
-                    jets += n
-            except HepaeError:
-                raise
-            except Exception as err:  # truncated baskets etc.; re-raised when disk full
-                if is_disk_full(err):  # the output's fault, not the input's
-                    raise
-                raise InputFileError(f"{p}: failed while reading ({err})") from None
-            finally:
-                f.close()
-        info = compression_info(
-            meta,
-            sha,
-            keys0,
-            collection=collection,
-            tree=tree,
-            latent_bits=latent_bits,
-            compression=compression,
-            level=level,
-            inputs=paths,
-            events=events,
-            dtypes=[
-                _branch_dtype(trees[0][1], _find(keys0, collection + "_", v)) for v in variables
-            ],
-            jets=jets,
-        )
-        fout[INFO_KEY] = json.dumps(info)
-        fout[MODEL_KEY] = base64.b64encode(model_bytes).decode("ascii")
-    bytes_in = sum(os.path.getsize(p) for p in paths)
-    summary = CompressionSummary(
-        paths,
-        str(out),
-        events,
-        jets,
-        bytes_in,
-        out.stat().st_size,
-        time.perf_counter() - t0,
-        {"latent_bits": latent_bits},
-    )
-    log.info(
-        "compressed %d events (%d jets): %d -> %d bytes", events, jets, bytes_in, summary.bytes_out
-    )
-    return summary
 
 
 def decompress(
@@ -529,81 +905,55 @@ def decompress(
     output: str | os.PathLike,
     model: str | os.PathLike | None = None,
     *,
-    compression: str = "zstd",
-    level: int = 5,
+    model_dir: str | os.PathLike | None = None,
+    compression: str | None = None,
+    level: int | None = None,
     step_size: str | int = "100 MB",
     overwrite: bool = False,
     device: str = "cpu",
 ) -> CompressionSummary:
     """Restore the jet branches of a file written by :func:`compress`.
 
-    The model stored in the file is used; a ``model`` given explicitly must be the same
-    file (same SHA-256), else it is refused. Restored files have the original branch
-    names and order and read back with NanoAODSchema like the original.
+    The model stored in the file (plain weights, checked against its SHA-256) is used; a
+    ``model`` given explicitly must be the model file that compressed it (same SHA-256),
+    else it is refused. For a model stored by reference, ``model`` or a folder
+    ``model_dir`` searched for a ``*.pt`` file with the recorded SHA-256 supplies it.
+    Restored files have the original trees, branch names, types and order.
     """
     import uproot
 
     t0 = time.perf_counter()
     path = os.fspath(input)
-    info, model_bytes = read_compression_info(path)
-    if model is not None:
-        given = Path(model)
-        if not given.exists():
-            raise ModelFileError(f"{given}: model file not found")
-        if model_bytes_sha256(given.read_bytes()) != info["model_sha256"]:
-            raise ModelFileError(
-                f"{given}: does not match the model that compressed {path} "
-                f"(SHA-256 {info['model_sha256'][:12]}...)"
-            )
+    info, blob = read_compression_info(path)
+    module = _model_for(info, blob, path, model, model_dir)
     device = resolve_device(device)
-    module, _ = get_model(model_bytes, info["model_sha256"], device)
-    tree, collection = info["tree"], info["collection"]
-    k = int(info["model"]["latent_dim"])
-    event_jets = info["model"].get("event_jets") if info["model"].get("level") == "event" else None
-    zcols = [f"{collection}{'Latent' if event_jets else ''}_z{i}" for i in range(k)]
-    jet_branches = info["jet_branches"]
-    f, t = _open_tree(path, tree)
-    keys = t.keys()
+    module = module.to(device)
+    variables = [v["name"] for v in info["model"]["variables"]]
+    f = _open(path)
+    t = _tree(f, path, info["tree"])
+    src = info["source"]
+    specs = _restored_specs(branch_specs(t), info)
+    decoded_names = dict(zip(info["jet_branches"], range(len(variables)), strict=True))
+    dtypes = {s.name: s.dtype for s in specs}
+    comp = _compression(compression, level, f)
     events = jets = 0
     out = Path(output)
     try:
-        with (
-            atomic_output(out, overwrite) as tmp,
-            uproot.recreate(tmp, compression=_compression(compression, level)) as fout,
-        ):
-            created = False
-            for arrays in t.iterate(keys, step_size=step_size, library="ak"):
-                if event_jets is None:
-                    counts = ak.num(arrays[zcols[0]], axis=1)
-                    z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in zcols], axis=1)
-                    rec = np.zeros((0, len(jet_branches)), np.float32)
-                    if len(z):
-                        with torch.inference_mode():
-                            (rec,) = in_blocks(
-                                module.decode,
-                                torch.from_numpy(np.ascontiguousarray(z)),
-                                device=device,
-                            )
-                            rec = rec.numpy()
-                else:
-                    counts, rec = _decode_events(
-                        arrays, module, collection, event_jets, zcols, jet_branches, device
+        with atomic_output(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
+            register_streamers(fout)
+            wt = create_tree(fout, info["tree"], specs, t.title, 2)
+            for arrays in t.iterate(t.keys(), step_size=step_size, library="ak"):
+                counts, rec = _decode_block(arrays, module, info, variables, device)
+                data = {s.name: arrays[s.name] for s in specs if s.name not in decoded_names}
+                for b, i in decoded_names.items():  # integer variables were rounded by the model
+                    data[b] = ak.unflatten(
+                        np.ascontiguousarray(rec[:, i]).astype(dtypes[b]), counts
                     )
-                    z = rec
-                dtypes = info.get("jet_dtypes") or ["float32"] * len(jet_branches)
-                decoded = {  # integer variables were rounded by the model: restore the type
-                    b: ak.unflatten(np.ascontiguousarray(rec[:, i]).astype(dtypes[i]), counts)
-                    for i, b in enumerate(jet_branches)
-                }
-                branches = info["branches"]  # original names and order
-                restored = {b: decoded[b] if b in decoded else arrays[b] for b in branches}
-                data = _to_writable(ak.Array(restored), branches)
-                if not created:
-                    fout.mktree(tree, _types(data))
-                    created = True
-                fout[tree].extend(data)
+                fill(fout, wt, specs, data)
                 events += len(arrays)
-                jets += len(z)
+                jets += len(rec)
+            finish_tree(fout, wt)
+            _copy_others(f, fout, info.get("copied", []))
     finally:
         f.close()
     return CompressionSummary(
@@ -614,4 +964,5 @@ def decompress(
         os.path.getsize(path),
         out.stat().st_size,
         time.perf_counter() - t0,
+        {"tree": src["tree"], "units": src["units"], "layout": src["layout"]},
     )

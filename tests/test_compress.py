@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from pathlib import Path
 
 import awkward as ak
@@ -60,14 +63,18 @@ def test_truncate_mantissa():
 @pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 def test_round_trip(source, tmp_path):
     comp = tmp_path / "c.root"
-    s = compress(source, comp, step_size=5000)  # several chunks
+    s = compress(source, comp, step_size=5000, allow_larger=True)  # several chunks
     keys_c, _ = _arrays(comp)
     assert [k for k in keys_c if k in KIN] == []
     assert {"Jet_z0", "Jet_z1", "Jet_z2"} <= set(keys_c)
     assert s.events == 700
     assert s.bytes_in == source.stat().st_size
-    info, model = read_compression_info(comp)
-    assert model == default_model_path().read_bytes()
+    info, blob = read_compression_info(comp)
+    assert hashlib.sha256(blob).hexdigest() == info["model"]["weights_sha256"]
+    assert (
+        info["model"]["file_sha256"]
+        == hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    )
     assert info["jets"] == s.jets
     rest = tmp_path / "r.root"
     decompress(comp, rest)
@@ -92,7 +99,7 @@ def test_round_trip(source, tmp_path):
 @pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
 def test_restored_residuals_equal_the_processors(source, tmp_path):
     comp, rest = tmp_path / "c.root", tmp_path / "r.root"
-    compress(source, comp)
+    compress(source, comp, allow_larger=True)
     decompress(comp, rest)
     _, o = _arrays(source)
     _, r = _arrays(rest)
@@ -116,15 +123,19 @@ def test_restored_residuals_equal_the_processors(source, tmp_path):
 
 
 def test_latent_bits_and_compression_options(source, tmp_path):
-    full = compress(source, tmp_path / "full.root", compression="lzma", level=9)
-    trunc = compress(source, tmp_path / "t8.root", latent_bits=8, compression="lzma", level=9)
+    full = compress(source, tmp_path / "full.root", compression="lzma", level=9, allow_larger=True)
+    trunc = compress(
+        source, tmp_path / "t8.root", latent_bits=8, compression="lzma", level=9, allow_larger=True
+    )
     assert trunc.bytes_out < full.bytes_out
     _, arr = _arrays(tmp_path / "t8.root")
     z = ak.to_numpy(ak.flatten(arr["Jet_z0"])).view(np.uint32)
     assert np.all(z & ((1 << 15) - 1) == 0)
     assert basket_tags(tmp_path / "t8.root") == {ALGORITHM_TAG["lzma"]}
     for algo in ("zlib", "lz4"):
-        s = compress(source, tmp_path / f"{algo}.root", compression=algo, level=1)
+        s = compress(
+            source, tmp_path / f"{algo}.root", compression=algo, level=1, allow_larger=True
+        )
         # the baskets' own headers name the algorithm that compressed them
         assert basket_tags(tmp_path / f"{algo}.root") == {ALGORITHM_TAG[algo]}
         assert s.bytes_out == (tmp_path / f"{algo}.root").stat().st_size
@@ -134,10 +145,14 @@ def test_latent_bits_and_compression_options(source, tmp_path):
 
 def test_refusals(source, tmp_path):
     comp = tmp_path / "c.root"
-    compress(source, comp)
+    compress(source, comp, allow_larger=True)
     with pytest.raises(FileExistsError, match="output exists"):
-        compress(source, comp)
-    compress(source, comp, overwrite=True)
+        compress(source, comp, allow_larger=True)
+    # random full-precision jets do not shrink: a bigger output is refused, nothing written
+    with pytest.raises(HepaeError, match=r"more than the input's \d+ .*try --model-ref"):
+        compress(source, tmp_path / "bigger.root")
+    assert not (tmp_path / "bigger.root").exists()
+    compress(source, comp, overwrite=True, allow_larger=True)
     other = tmp_path / "other.pt"
     raw = bytearray(default_model_path().read_bytes())
     other.write_bytes(bytes(raw) + b"\0")  # same content + 1 byte: another SHA-256
@@ -174,7 +189,7 @@ def test_processor_route_writes_chunks(source, tmp_path):
     assert len(c["files"]) == 3
     assert c["events"] == 700
     whole = tmp_path / "whole.root"
-    compress(source, whole)
+    compress(source, whole, compression="zstd", level=5, allow_larger=True)
     _, w = _arrays(whole)
     parts = [
         (_arrays(p)[1], p)
@@ -201,6 +216,7 @@ def test_cli(source, tmp_path, capsys):
                 "zstd",
                 "--level",
                 "3",
+                "--allow-larger",
             ]
         )
         == 0
@@ -214,3 +230,121 @@ def test_cli(source, tmp_path, capsys):
         main(["compress", str(source), "-o", str(tmp_path / "x.root"), "--latent-bits", "40"]) == 2
     )
     assert "0..23" in capsys.readouterr().err
+
+
+# --- the model in compressed files: plain weights, never code ---------------------------
+
+
+def test_rebuilt_model_is_bit_identical_to_torchscript():
+    import torch
+
+    from hepae_coffea.model_weights import blob_sha256, load_weights, weights_from_model_file
+
+    raw = default_model_path().read_bytes()
+    blob, _ = weights_from_model_file(raw, "default")
+    assert b"PK\x03\x04" not in blob  # no zip / TorchScript archive inside
+    assert blob[:8] == b"HEPAEW\x00\x01"  # our magic: no pickle (b"\x80\x02"...) header
+    eager, _ = load_weights(blob, blob_sha256(blob))
+    assert not isinstance(eager, torch.jit.ScriptModule)
+    scripted = torch.jit.load(str(default_model_path()))
+    _, jets = make_jets(300, seed=41)
+    x = torch.tensor(
+        np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], 1), dtype=torch.float32
+    )
+    with torch.inference_mode():
+        z_s, z_e = scripted.encode(x), eager.encode(x)
+        assert torch.equal(z_s, z_e)  # bit for bit (0 ulp)
+        assert torch.equal(scripted.decode(z_s), eager.decode(z_e))
+
+
+def _crafted(tmp_path, name, info, blob=None, legacy=None):
+    """A file with a compressed-file header and the given model payload (plain uproot)."""
+    path = tmp_path / name
+    with uproot.recreate(path) as f:
+        f["Events"] = {"run": np.ones(3, np.uint32)}
+        f["hepae_compression"] = json.dumps(info)
+        if blob is not None:
+            f.mktree("hepae_model", {"weights": np.uint8})
+            f["hepae_model"].extend({"weights": np.frombuffer(blob, np.uint8)})
+        if legacy is not None:
+            f["hepae_model_b64"] = base64.b64encode(legacy).decode("ascii")
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_tampered_weights_refused(source, tmp_path):
+    comp = tmp_path / "c.root"
+    compress(source, comp, allow_larger=True)
+    info, blob = read_compression_info(comp)
+    bad = bytearray(blob)
+    bad[-3] ^= 0x40  # one bit of one weight
+    path = _crafted(tmp_path, "tampered.root", info, bytes(bad))
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        decompress(path, tmp_path / "r.root")
+    assert not (tmp_path / "r.root").exists()
+    # a forged blob with a recomputed SHA-256 still holds no code: a header describing
+    # other tensor shapes is refused when the weights are loaded
+    from hepae_coffea.model_weights import MAGIC
+
+    n = int.from_bytes(blob[8:16], "little")
+    head = json.loads(blob[16 : 16 + n])
+    head["tensors"][-1]["dtype"] = "object"
+    hb = json.dumps(head).encode()
+    forged = MAGIC + len(hb).to_bytes(8, "little") + hb + blob[16 + n :]
+    info2 = {
+        **info,
+        "model": {**info["model"], "weights_sha256": hashlib.sha256(forged).hexdigest()},
+    }
+    with pytest.raises(ModelFileError, match="dtype 'object'"):
+        decompress(_crafted(tmp_path, "forged.root", info2, forged), tmp_path / "r2.root")
+
+
+def test_legacy_torchscript_payload_never_executed(tmp_path, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a))
+    info = {"format": "hepae-coffea-compressed", "model_sha256": "0" * 64, "tree": "Events"}
+    path = _crafted(tmp_path, "old.root", info, legacy=default_model_path().read_bytes())
+    with pytest.raises(ModelFileError, match="TorchScript code; refused, nothing from it is run"):
+        decompress(path, tmp_path / "r.root")
+    assert calls == []
+    assert main(["decompress", str(path), "-o", str(tmp_path / "r.root")]) == 2
+
+
+@pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")
+def test_model_ref(source, tmp_path, capsys):
+    import shutil
+
+    comp = tmp_path / "ref.root"
+    emb = compress(source, tmp_path / "emb.root", allow_larger=True)
+    ref = compress(source, comp, model_ref=True, allow_larger=True)
+    assert ref.bytes_out < emb.bytes_out - 10_000  # the ~15 kB of weights are not stored
+    info, blob = read_compression_info(comp)
+    assert blob is None
+    assert info["model"]["storage"] == "reference"
+    want = hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    assert info["model"]["file_sha256"] == want
+    with pytest.raises(ModelFileError, match="stored by reference; give it with --model"):
+        decompress(comp, tmp_path / "r0.root")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "unrelated.pt").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match=f"no \\*.pt file in .* has SHA-256 {want}"):
+        decompress(comp, tmp_path / "r1.root", model_dir=models)
+    shutil.copy(default_model_path(), models / "renamed.pt")
+    decompress(comp, tmp_path / "r2.root", model_dir=models)
+    decompress(comp, tmp_path / "r3.root", model=default_model_path())
+    _, a = _arrays(tmp_path / "r2.root")
+    _, b = _arrays(tmp_path / "r3.root")
+    assert ak.all(ak.flatten(a["Jet_pt"]) == ak.flatten(b["Jet_pt"]))
+    other = tmp_path / "other.pt"
+    other.write_bytes(default_model_path().read_bytes() + b"\0")
+    have = hashlib.sha256(other.read_bytes()).hexdigest()
+    assert (
+        main(["decompress", str(comp), "-o", str(tmp_path / "r4.root"), "--model", str(other)]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert have in err
+    assert want in err
