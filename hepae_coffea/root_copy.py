@@ -217,7 +217,16 @@ def finish_tree(fout, casc) -> None:
     import uproot
 
     file = fout._file
-    raw = b"".join(casc._build_out())
+    raw = bytearray(b"".join(casc._build_out()))
+    # _build_out writes every counter leaf's fMaximum as 0 (uproot patches it in place as
+    # baskets are added, which create_tree switched off); ROOT then reads no jets at all
+    # ("Leaf counter is greater than maximum"): write the largest count seen here.
+    for datum in casc._branch_data:
+        if datum.get("kind") == "counter":
+            special = datum["tleaf_special_struct"]
+            at = datum["basket_metadata_start"] - 25 - special.size  # fMinimum, fMaximum
+            raw[at : at + special.size] = special.pack(0, datum["tleaf_maximum_value"])
+    raw = bytes(raw)
     data = uproot.compression.compress(raw, file.compression)
     casc._key = casc._directory.add_object(
         file.sink, "TTree", casc._name, casc._title, data, len(raw), big=True

@@ -87,7 +87,7 @@ def test_compressed_tree_in_root(written):
             assert (count.GetName() if count else None) == ("nJet" if jagged else None), name
         # the metadata strings are TObjStrings ROOT reads as the same text
         assert json.loads(str(f.Get(INFO_KEY).GetString())) == info
-        assert f.Get(MODEL_KEY).ClassName() == "TObjString"
+        assert f.Get(MODEL_KEY).ClassName() == "TTree"  # the model as plain weights
         # event by event with the TTree interface
         z0 = []
         for i, event in enumerate(tree):
