@@ -758,7 +758,7 @@ def _add_compress(sub) -> None:
         metavar="BRANCH",
         help="trees written flat (ATLAS PHYSLITE): also keep this per-event branch",
     )
-    c.add_argument("--units", choices=["GeV", "MeV"], default=None, help="units of the file's jets")
+    _add_format_options(c)
     d = sub.add_parser("decompress", help="restore the jets of a file written by compress")
     d.add_argument("input", help="file written by hepae compress")
     d.add_argument("-o", "--output", required=True, help="restored ROOT file to write")
@@ -790,7 +790,7 @@ def _add_compress(sub) -> None:
             default="cpu",
             help="where the model runs (default cpu; auto: cuda when available)",
         )
-    c.add_argument("--tree", default=None, help="tree name (default Events, or PHYSLITE's)")
+    c.add_argument("--tree", default=None, help="tree name (default: the detected format's)")
     c.add_argument("--collection", default=None, help="jet collection / branch prefix")
     c.set_defaults(func=_cmd_compress)
     d.set_defaults(func=_cmd_decompress)
@@ -821,6 +821,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         tree=args.tree,
         collection=args.collection,
         units=args.units,
+        fmt=args.format,
         keep=args.keep,
         model_ref=args.model_ref,
         allow_larger=args.allow_larger,
@@ -828,6 +829,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         device=args.device,
     )
     x = s.extra
+    if x.get("format"):
+        print(x["format"])
     if x.get("layout") == "flat":
         print(
             f"{x['tree']}: xAOD containers uproot cannot rewrite; wrote a flat tree of the event "

@@ -62,6 +62,7 @@ from .root_copy import (
     register_streamers,
     tree_keys,
 )
+from .variables import from_gev, to_gev
 
 __all__ = [
     "COMPRESSIONS",
@@ -85,7 +86,6 @@ FORMAT = "hepae-coffea-compressed"
 FORMAT_VERSION = 2
 #: the least level used when the input's algorithm is kept (the input's own if higher)
 _AT_LEAST = {"ZLIB": 6, "LZMA": 9, "ZSTD": 5, "LZ4": 4}
-_ENERGY_LIKE = frozenset({"pt", "mass", "m", "E", "e", "px", "py", "pz"})
 
 
 @dataclass
@@ -148,19 +148,50 @@ PHYSLITE = {
 
 def to_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
     """Convert jet values from the file's ``units`` (MeV or GeV) to the model's GeV."""
-    return values * _unit_scale(variables, units)[None, :]
+    return to_gev(values, variables, units)
 
 
 def from_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
     """Convert decoded GeV values back to the file's ``units``."""
-    return values / _unit_scale(variables, units)[None, :]
+    return from_gev(values, variables, units)
 
 
-def _unit_scale(variables: Sequence[str], units: str) -> np.ndarray:
-    if units not in ("GeV", "MeV"):
-        raise ValueError(f"units must be GeV or MeV, got {units!r}")
-    f = 1e-3 if units == "MeV" else 1.0
-    return np.array([f if v in _ENERGY_LIKE else 1.0 for v in variables], np.float64)
+def detect_source(
+    path: str,
+    variables: Sequence[str],
+    *,
+    fmt: str | None = None,
+    units: str | None = None,
+    collection: str | None = None,
+    tree: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """`resolve_source` keyword arguments for ``path`` from `formats.detect_format`,
+    and its one-line description.
+
+    Raises `InputFileError` for formats compress cannot write back (pickles, parquet) or
+    jets without a branch for each of ``variables`` (e.g. Open Data 2020's E instead of
+    mass).
+    """
+    from .formats import detect_format
+
+    found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
+    if found.tree is None:
+        raise InputFileError(f"{path}: {found.title} files cannot be compressed (ROOT files only)")
+    missing = [v for v in variables if v not in found.branches]
+    if missing:
+        raise InputFileError(
+            f"{path}: {found.title} jets have {'/'.join(found.branches)} branches; compress "
+            f"supports this format only with {'/'.join(variables)} branches (no {missing})"
+        )
+    kw: dict[str, Any] = {
+        "branches": {v: found.branches[v] for v in variables},
+        "units": found.units,
+    }
+    if found.name == "physlite":  # the flat layout with PHYSLITE's event identifiers
+        kw["collection"] = found.prefix.split("AuxDyn")[0]
+    else:
+        kw["tree"], kw["collection"] = found.tree, found.prefix.rstrip("_.")
+    return kw, found.describe("GeV")
 
 
 def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
@@ -499,6 +530,7 @@ def compress(
     collection: str | None = None,
     branches: Mapping[str, str] | None = None,
     units: str | None = None,
+    fmt: str | None = None,
     keep: Sequence[str] = (),
     model_ref: bool = False,
     allow_larger: bool = False,
@@ -528,7 +560,11 @@ def compress(
         the first input's own algorithm and level.
     tree, collection, branches, units : optional
         Jet tree, collection prefix, ``{variable: branch}`` and the file's units (GeV or
-        MeV); NanoAOD (``Events``, ``Jet_*``, GeV) or ATLAS PHYSLITE by default.
+        MeV). Without ``tree``, ``collection`` and ``branches`` (or with ``fmt``) the first
+        input's format is detected (`formats.detect_format`: NanoAOD, PHYSLITE, flat
+        trees with pt/eta/phi/mass); ``units`` overrides the format's.
+    fmt : str, optional
+        Force a format of `formats.FORMATS` instead of detecting it.
     keep : sequence of str
         For trees written flat (PHYSLITE), further branches to keep.
     model_ref : bool
@@ -571,16 +607,14 @@ def compress(
     if latent_bits is not None and not 0 <= latent_bits <= 23:
         raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
     files = [_open(p) for p in paths]  # all inputs checked before writing
-    src = resolve_source(
-        files[0],
-        paths[0],
-        variables,
-        tree=tree,
-        collection=collection,
-        branches=branches,
-        units=units,
-        keep=keep,
-    )
+    described = None
+    if branches is None and (fmt is not None or (tree is None and collection is None)):
+        kw, described = detect_source(
+            paths[0], variables, fmt=fmt, units=units, collection=collection, tree=tree
+        )
+    else:
+        kw = {"tree": tree, "collection": collection, "branches": branches, "units": units}
+    src = resolve_source(files[0], paths[0], variables, keep=keep, **kw)
     trees = [_tree(f, p, src.tree) for f, p in zip(files, paths, strict=True)]
     keys0 = trees[0].keys()
     for p, t in zip(paths, trees, strict=True):
@@ -718,6 +752,7 @@ def compress(
             "model_storage": ("reference" if model_ref else "embedded") if codec == "ae" else None,
             "codec": codec,
             "precision": precision,
+            "format": described,
             **(_codec_summary(payload, x, variables, dec_fn) if payload is not None else {}),
             "copied": copied,
             "not_copied": skipped,
