@@ -177,16 +177,16 @@ def detect_source(
     found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
     if found.tree is None:
         raise InputFileError(f"{path}: {found.title} files cannot be compressed (ROOT files only)")
-    missing = [v for v in variables if v not in found.branches]
+    missing = [v for v in variables if v in KINEMATICS and v not in found.branches]
     if missing:
         raise InputFileError(
             f"{path}: {found.title} jets have {'/'.join(found.branches)} branches; compress "
-            f"supports this format only with {'/'.join(variables)} branches (no {missing})"
+            f"supports this format only with {'/'.join(KINEMATICS)} branches (no {missing})"
         )
-    kw: dict[str, Any] = {
-        "branches": {v: found.branches[v] for v in variables},
-        "units": found.units,
-    }
+    kw: dict[str, Any] = {"units": found.units}
+    if all(v in found.branches for v in variables):
+        kw["branches"] = {v: found.branches[v] for v in variables}
+    # else: the model's other variables are found as <collection>_<variable>
     if found.name == "physlite":  # the flat layout with PHYSLITE's event identifiers
         kw["collection"] = found.prefix.split("AuxDyn")[0]
     else:
