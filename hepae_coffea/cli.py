@@ -714,7 +714,7 @@ def _add_compress(sub) -> None:
     c = sub.add_parser(
         "compress", help="write a ROOT file with jets compressed (codec or autoencoder latents)"
     )
-    c.add_argument("inputs", nargs="+", help="NanoAOD-style ROOT files (same layout)")
+    c.add_argument("inputs", nargs="+", help="ROOT files (same layout; format detected)")
     c.add_argument("-o", "--output", required=True, help="compressed ROOT file to write")
     c.add_argument(
         "--codec",
@@ -834,7 +834,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     if x.get("layout") == "flat":
         print(
             f"{x['tree']}: xAOD containers uproot cannot rewrite; wrote a flat tree of the event "
-            f"identifiers, the jets' latents and kept branches (jets in {x['units']})"
+            f"identifiers, the compressed jets and kept branches (jets in {x['units']})"
         )
     for item in x.get("not_copied", []):
         print(f"not copied: {item['name']} ({item['class']}): {item['reason']}")

@@ -162,3 +162,24 @@ def test_opendata2020_energy_refused(tmp_path, capsys):
     assert "ATLAS Open Data 13 TeV (2020)" in err
     assert "pt/eta/phi/mass" in err
     assert len(err.splitlines()) == 1
+
+
+def test_physlite_quantize_within_bound_in_mev(tmp_path):
+    """PHYSLITE (MeV, written flat): decoded in the file's units, every value in bound."""
+    src = DATA / "PHYSLITE_example.root"
+    comp, rest = tmp_path / "c.root", tmp_path / "r.root"
+    s = compress(src, comp, codec="quantize", precision=CUSTOM_SPEC)
+    assert s.extra["units"] == "MeV"
+    assert s.extra["format"].startswith("format: ATLAS PHYSLITE")
+    decompress(comp, rest)
+    a = uproot.open(src)["CollectionTree"]
+    b = uproot.open(rest)["Events"]
+    for v, name in (("pt", "pt"), ("eta", "eta"), ("phi", "phi"), ("mass", "m")):
+        x = ak.to_numpy(ak.flatten(a[f"AnalysisJetsAuxDyn.{name}"].array())).astype(np.float64)
+        y = ak.to_numpy(ak.flatten(b[f"Jet_{v}"].array())).astype(np.float64)
+        kind, bound = CUSTOM[v]
+        nz = x != 0
+        assert np.all(y[~nz] == 0), v
+        err = _errors(v, kind, x[nz], y[nz])
+        assert err.max() <= bound, f"{v}: {err.max()} > {bound}"
+    assert np.median(ak.to_numpy(ak.flatten(b["Jet_pt"].array()))) > 1000  # MeV, not GeV
