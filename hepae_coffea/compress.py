@@ -1111,6 +1111,11 @@ def decompress(
         module = _model_for(info, blob, path, model, model_dir).to(device)
         variables = [v["name"] for v in info["model"]["variables"]]
     else:
+        if model is not None or model_dir is not None:
+            raise HepaeError(
+                f"{path}: compressed with codec {codec_info['name']!r}, which uses no model; "
+                f"--model and --model-dir do not apply"
+            )
         variables = list(info["variables"])
     f = _open(path)
     t = _tree(f, path, info["tree"])

@@ -183,3 +183,28 @@ def test_physlite_quantize_within_bound_in_mev(tmp_path):
         err = _errors(v, kind, x[nz], y[nz])
         assert err.max() <= bound, f"{v}: {err.max()} > {bound}"
     assert np.median(ak.to_numpy(ak.flatten(b["Jet_pt"].array()))) > 1000  # MeV, not GeV
+
+
+def test_two_inputs_and_no_model_on_decompress(tmp_path):
+    """Jets of several inputs land in their own events; a codec file takes no --model."""
+    paths, originals = [], []
+    for seed in (7, 8):
+        counts, jets = make_jets(60, seed=seed)
+        p = tmp_path / f"in{seed}.root"
+        write_nanoaod(p, counts, jets)
+        paths.append(p)
+        originals.append(uproot.open(p)["Events"].arrays(["Jet_pt", "Jet_phi"]))
+    comp, rest = tmp_path / "c.root", tmp_path / "r.root"
+    compress(paths, comp, codec="entropy", precision="nanoaod", allow_larger=True)
+    with pytest.raises(HepaeError, match="uses no model"):
+        decompress(comp, rest, model="whatever.pt")
+    decompress(comp, rest)
+    got = uproot.open(rest)["Events"].arrays(["Jet_pt", "Jet_phi"])
+    want = ak.concatenate(originals)
+    assert ak.all(ak.num(got.Jet_pt) == ak.num(want.Jet_pt))
+    x = ak.to_numpy(ak.flatten(want.Jet_pt)).astype(np.float64)
+    y = ak.to_numpy(ak.flatten(got.Jet_pt)).astype(np.float64)
+    assert np.max(np.abs(y / x - 1)) <= 2.0**-11
+    phi_in = ak.to_numpy(ak.flatten(want.Jet_phi))
+    err = _errors("phi", "abs", phi_in, ak.to_numpy(ak.flatten(got.Jet_phi)))
+    assert err.max() <= 2.0**-12
