@@ -711,9 +711,29 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _add_compress(sub) -> None:
-    c = sub.add_parser("compress", help="write a ROOT file with jets replaced by latents")
-    c.add_argument("inputs", nargs="+", help="NanoAOD-style ROOT files (same layout)")
+    c = sub.add_parser(
+        "compress", help="write a ROOT file with jets compressed (codec or autoencoder latents)"
+    )
+    c.add_argument("inputs", nargs="+", help="ROOT files (same layout; format detected)")
     c.add_argument("-o", "--output", required=True, help="compressed ROOT file to write")
+    c.add_argument(
+        "--codec",
+        choices=["ae", "truncate", "quantize", "entropy"],
+        default=None,
+        help="ae: the model's latents (with --precision plus corrections so every value "
+        "meets it); truncate: mantissa bits; quantize: integers in (log pt, eta, phi, "
+        "log mass); entropy: those integers range-coded with a model fitted on the file's "
+        "jets. Default: ae without --precision, entropy (the smallest) with it",
+    )
+    c.add_argument(
+        "--precision",
+        default=None,
+        metavar="SPEC",
+        help="max error per value: a preset (nanoaod: pt 10, eta 12, phi 12, mass 10 bits; "
+        "atlas-high: 7 bits; atlas-low: 15 bits) or VAR=Nbits, VAR=X (absolute, GeV for "
+        "pt/mass) or VAR=Xrel (relative) tokens, e.g. pt=4.9e-4rel,eta=4.9e-4,phi=2.45e-4,"
+        "mass=4.9e-4rel",
+    )
     c.add_argument("--model", default=None, help="model file (default: the shipped model)")
     c.add_argument(
         "--latent-bits",
@@ -738,7 +758,7 @@ def _add_compress(sub) -> None:
         metavar="BRANCH",
         help="trees written flat (ATLAS PHYSLITE): also keep this per-event branch",
     )
-    c.add_argument("--units", choices=["GeV", "MeV"], default=None, help="units of the file's jets")
+    _add_format_options(c)
     d = sub.add_parser("decompress", help="restore the jets of a file written by compress")
     d.add_argument("input", help="file written by hepae compress")
     d.add_argument("-o", "--output", required=True, help="restored ROOT file to write")
@@ -770,7 +790,7 @@ def _add_compress(sub) -> None:
             default="cpu",
             help="where the model runs (default cpu; auto: cuda when available)",
         )
-    c.add_argument("--tree", default=None, help="tree name (default Events, or PHYSLITE's)")
+    c.add_argument("--tree", default=None, help="tree name (default: the detected format's)")
     c.add_argument("--collection", default=None, help="jet collection / branch prefix")
     c.set_defaults(func=_cmd_compress)
     d.set_defaults(func=_cmd_decompress)
@@ -793,12 +813,15 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         args.inputs,
         args.output,
         args.model,
+        codec=args.codec,
+        precision=args.precision,
         latent_bits=args.latent_bits,
         compression=args.compression,
         level=args.level,
         tree=args.tree,
         collection=args.collection,
         units=args.units,
+        fmt=args.format,
         keep=args.keep,
         model_ref=args.model_ref,
         allow_larger=args.allow_larger,
@@ -806,13 +829,23 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         device=args.device,
     )
     x = s.extra
+    if x.get("format"):
+        print(x["format"])
     if x.get("layout") == "flat":
         print(
             f"{x['tree']}: xAOD containers uproot cannot rewrite; wrote a flat tree of the event "
-            f"identifiers, the jets' latents and kept branches (jets in {x['units']})"
+            f"identifiers, the compressed jets and kept branches (jets in {x['units']})"
         )
     for item in x.get("not_copied", []):
         print(f"not copied: {item['name']} ({item['class']}): {item['reason']}")
+    if x.get("precision") is not None:
+        errs = ", ".join(
+            f"{v} {e['rel']:.3g} rel" if v in ("pt", "mass") else f"{v} {e['abs']:.3g}"
+            for v, e in x["max_error"].items()
+        )
+        print(f"codec {x['codec']} at precision {x['precision']}: max error {errs}")
+        if "fraction_corrected" in x:
+            print(f"jets with stored corrections: {100 * x['fraction_corrected']:.2f}%")
     _print_sizes("compressed", s)
     return 0
 

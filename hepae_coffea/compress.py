@@ -35,6 +35,16 @@ import torch
 
 from . import __version__
 from .atomic import atomic_output, is_disk_full
+from .codecs import parse_precision
+from .compress_codecs import (
+    KINEMATICS,
+    CodecPayload,
+    choose_codec,
+    decode_payload,
+    encode_payload,
+    max_errors,
+    slice_block,
+)
 from .data import _find, pad_events
 from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
 from .export import default_model_path, file_sha256
@@ -52,6 +62,7 @@ from .root_copy import (
     register_streamers,
     tree_keys,
 )
+from .variables import from_gev, to_gev
 
 __all__ = [
     "COMPRESSIONS",
@@ -75,7 +86,6 @@ FORMAT = "hepae-coffea-compressed"
 FORMAT_VERSION = 2
 #: the least level used when the input's algorithm is kept (the input's own if higher)
 _AT_LEAST = {"ZLIB": 6, "LZMA": 9, "ZSTD": 5, "LZ4": 4}
-_ENERGY_LIKE = frozenset({"pt", "mass", "m", "E", "e", "px", "py", "pz"})
 
 
 @dataclass
@@ -138,19 +148,50 @@ PHYSLITE = {
 
 def to_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
     """Convert jet values from the file's ``units`` (MeV or GeV) to the model's GeV."""
-    return values * _unit_scale(variables, units)[None, :]
+    return to_gev(values, variables, units)
 
 
 def from_model_units(values: np.ndarray, variables: Sequence[str], units: str) -> np.ndarray:
     """Convert decoded GeV values back to the file's ``units``."""
-    return values / _unit_scale(variables, units)[None, :]
+    return from_gev(values, variables, units)
 
 
-def _unit_scale(variables: Sequence[str], units: str) -> np.ndarray:
-    if units not in ("GeV", "MeV"):
-        raise ValueError(f"units must be GeV or MeV, got {units!r}")
-    f = 1e-3 if units == "MeV" else 1.0
-    return np.array([f if v in _ENERGY_LIKE else 1.0 for v in variables], np.float64)
+def detect_source(
+    path: str,
+    variables: Sequence[str],
+    *,
+    fmt: str | None = None,
+    units: str | None = None,
+    collection: str | None = None,
+    tree: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """`resolve_source` keyword arguments for ``path`` from `formats.detect_format`,
+    and its one-line description.
+
+    Raises `InputFileError` for formats compress cannot write back (pickles, parquet) or
+    jets without a branch for each of ``variables`` (e.g. Open Data 2020's E instead of
+    mass).
+    """
+    from .formats import detect_format
+
+    found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
+    if found.tree is None:
+        raise InputFileError(f"{path}: {found.title} files cannot be compressed (ROOT files only)")
+    missing = [v for v in variables if v in KINEMATICS and v not in found.branches]
+    if missing:
+        raise InputFileError(
+            f"{path}: {found.title} jets have {'/'.join(found.branches)} branches; compress "
+            f"supports this format only with {'/'.join(KINEMATICS)} branches (no {missing})"
+        )
+    kw: dict[str, Any] = {"units": found.units}
+    if all(v in found.branches for v in variables):
+        kw["branches"] = {v: found.branches[v] for v in variables}
+    # else: the model's other variables are found as <collection>_<variable>
+    if found.name == "physlite":  # the flat layout with PHYSLITE's event identifiers
+        kw["collection"] = found.prefix.split("AuxDyn")[0]
+    else:
+        kw["tree"], kw["collection"] = found.tree, found.prefix.rstrip("_.")
+    return kw, found.describe("GeV")
 
 
 def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
@@ -287,7 +328,14 @@ def _latent_names(collection: str, k: int, event_level: bool) -> list[str]:
     return [f"{collection}{'Latent' if event_level else ''}_z{i}" for i in range(k)]
 
 
-def _plan(t, src: JetSource, variables: Sequence[str], k: int, event_jets: int | None) -> _Plan:
+def _plan(
+    t,
+    src: JetSource,
+    variables: Sequence[str],
+    k: int,
+    event_jets: int | None,
+    added: Sequence[BranchSpec] | None = None,
+) -> _Plan:
     cols = [src.branches[v] for v in variables]
     colset = set(cols)
     out_coll = src.collection if src.layout == "copy" else "Jet"
@@ -311,7 +359,9 @@ def _plan(t, src: JetSource, variables: Sequence[str], k: int, event_jets: int |
         read = [*src.event_ids, *src.keep, *cols]
         positions = list(range(len(kept), len(kept) + len(jet_specs)))
     first = min(positions)
-    if event_jets is None:
+    if added is not None:  # a codec's branches
+        lat, extra = list(added), []
+    elif event_jets is None:
         lat = [BranchSpec(n, "float32", counter, "latent") for n in names]
         extra: list[BranchSpec] = []
     else:
@@ -471,6 +521,8 @@ def compress(
     output: str | os.PathLike,
     model: str | os.PathLike | None = None,
     *,
+    codec: str | None = None,
+    precision: str | None = None,
     latent_bits: int | None = None,
     compression: str | None = None,
     level: int | None = None,
@@ -478,6 +530,7 @@ def compress(
     collection: str | None = None,
     branches: Mapping[str, str] | None = None,
     units: str | None = None,
+    fmt: str | None = None,
     keep: Sequence[str] = (),
     model_ref: bool = False,
     allow_larger: bool = False,
@@ -493,6 +546,13 @@ def compress(
         ROOT files with the same tree layout (written one after the other).
     model : path, optional
         hepae-coffea model file; the shipped default when omitted.
+    codec : {"ae", "truncate", "quantize", "entropy"}, optional
+        ``ae``: the model's latents (with ``precision``: plus stored corrections so that
+        every value meets it); the others compress (pt, eta, phi, mass) to ``precision``
+        without a model. Default: ``ae`` without ``precision``, ``entropy`` with it.
+    precision : str, optional
+        Precision SPEC (``nanoaod``, ``atlas-high``, ``atlas-low`` or ``VAR=Nbits|X|Xrel``
+        tokens); absolute bounds on pt and mass are in GeV.
     latent_bits : int, optional
         Round the float32 latents to this many mantissa bits (0..23).
     compression, level : str, int, optional
@@ -500,7 +560,11 @@ def compress(
         the first input's own algorithm and level.
     tree, collection, branches, units : optional
         Jet tree, collection prefix, ``{variable: branch}`` and the file's units (GeV or
-        MeV); NanoAOD (``Events``, ``Jet_*``, GeV) or ATLAS PHYSLITE by default.
+        MeV). Without ``tree``, ``collection`` and ``branches`` (or with ``fmt``) the first
+        input's format is detected (`formats.detect_format`: NanoAOD, PHYSLITE, flat
+        trees with pt/eta/phi/mass); ``units`` overrides the format's.
+    fmt : str, optional
+        Force a format of `formats.FORMATS` instead of detecting it.
     keep : sequence of str
         For trees written flat (PHYSLITE), further branches to keep.
     model_ref : bool
@@ -516,34 +580,69 @@ def compress(
     paths = [os.fspath(p) for p in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
     if not paths:
         raise InputFileError("no input files given")
-    model_path = Path(model) if model is not None else default_model_path()
-    model_bytes, blob, meta = _load_model_file(model_path)
-    module, _ = load_weights(blob, blob_sha256(blob), str(model_path))  # what decompress runs
+    codec = choose_codec(codec, precision)
+    if precision is not None:
+        parse_precision(precision)  # a bad SPEC fails before anything is read
     device = resolve_device(device)
-    module = module.to(device)
-    variables = [v["name"] for v in meta["variables"]]
-    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+    if codec == "ae":
+        model_path = Path(model) if model is not None else default_model_path()
+        model_bytes, blob, meta = _load_model_file(model_path)
+        module, _ = load_weights(blob, blob_sha256(blob), str(model_path))  # what decompress runs
+        module = module.to(device)
+        variables = [v["name"] for v in meta["variables"]]
+        event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+        if precision is not None and event_jets is not None:
+            raise HepaeError(
+                f"{model_path}: --precision with the autoencoder needs a jet-level model "
+                f"(this one is event-level)"
+            )
+    else:
+        if model is not None or model_ref or latent_bits is not None:
+            raise HepaeError(
+                f"codec {codec!r} uses no model: --model, --model-ref and "
+                f"--latent-bits apply to --codec ae only"
+            )
+        module, blob, meta, event_jets = None, b"", {}, None
+        variables = list(KINEMATICS)
     if latent_bits is not None and not 0 <= latent_bits <= 23:
         raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
     files = [_open(p) for p in paths]  # all inputs checked before writing
-    src = resolve_source(
-        files[0],
-        paths[0],
-        variables,
-        tree=tree,
-        collection=collection,
-        branches=branches,
-        units=units,
-        keep=keep,
-    )
+    described = None
+    if branches is None and (fmt is not None or (tree is None and collection is None)):
+        kw, described = detect_source(
+            paths[0], variables, fmt=fmt, units=units, collection=collection, tree=tree
+        )
+    else:
+        kw = {"tree": tree, "collection": collection, "branches": branches, "units": units}
+    src = resolve_source(files[0], paths[0], variables, keep=keep, **kw)
     trees = [_tree(f, p, src.tree) for f, p in zip(files, paths, strict=True)]
     keys0 = trees[0].keys()
     for p, t in zip(paths, trees, strict=True):
         if t.keys() != keys0:
             raise InputFileError(f"{p}: branches differ from {paths[0]}'s")
     comp = _compression(compression, level, files[0])
-    k = int(meta["latent_dim"])
-    plan = _plan(trees[0], src, variables, k, event_jets)
+    payload: CodecPayload | None = None
+    if precision is None:
+        plan = _plan(trees[0], src, variables, int(meta["latent_dim"]), event_jets)
+    else:
+        counter = _plan(trees[0], src, variables, 0, None).counter
+        all_counts, x = _read_jets(trees, paths, src, variables, step_size)
+        enc_fn = dec_fn = None
+        if module is not None:
+            enc_fn, dec_fn = _transform(module.encode, device), _transform(module.decode, device)
+        payload = encode_payload(
+            codec,
+            x,
+            all_counts,
+            variables,
+            precision,
+            src.collection if src.layout == "copy" else "Jet",
+            counter,
+            encoder=enc_fn,
+            decoder=dec_fn,
+            latent_bits=latent_bits,
+        )
+        plan = _plan(trees[0], src, variables, 0, None, payload.specs)
     out_tree = src.tree if src.layout == "copy" else "Events"
     events = jets = 0
     copied, skipped = _other_objects(files[0], src.tree)
@@ -558,9 +657,22 @@ def compress(
             for p, f, t in zip(paths, files, trees, strict=True):
                 try:
                     for arrays in t.iterate(plan.read, step_size=step_size, library="ak"):
-                        data, n = _compress_block(
-                            arrays, module, plan, src, variables, latent_bits, event_jets, p, device
-                        )
+                        if payload is None:
+                            data, n = _compress_block(
+                                arrays,
+                                module,
+                                plan,
+                                src,
+                                variables,
+                                latent_bits,
+                                event_jets,
+                                p,
+                                device,
+                            )
+                        else:
+                            data, n = _codec_block(
+                                arrays, plan, src, variables, payload, events, jets
+                            )
                         fill(fout, wt, plan.specs, data)
                         events += len(arrays)
                         jets += n
@@ -580,7 +692,13 @@ def compress(
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "package_version": __version__,
-                "model": _model_info(model_path, model_bytes, blob, meta, model_ref),
+                "model": (
+                    _model_info(model_path, model_bytes, blob, meta, model_ref)
+                    if codec == "ae"
+                    else None
+                ),
+                "codec": payload.info if payload is not None else {"name": "ae"},
+                "variables": variables,
                 "source": {
                     "tree": src.tree,
                     "collection": src.collection,
@@ -605,13 +723,13 @@ def compress(
                 "not_copied": skipped,
             }
             fout[INFO_KEY] = json.dumps(info)
-            if not model_ref:
+            if codec == "ae" and not model_ref:
                 _write_model(fout, blob)
         bytes_out = os.path.getsize(tmp)
         if bytes_out > bytes_in and not allow_larger:
             hint = (
                 ""
-                if model_ref
+                if model_ref or codec != "ae"
                 else f" (the embedded model takes {len(blob)} bytes; try --model-ref)"
             )
             raise HepaeError(
@@ -631,7 +749,11 @@ def compress(
             "layout": src.layout,
             "tree": src.tree,
             "units": src.units,
-            "model_storage": "reference" if model_ref else "embedded",
+            "model_storage": ("reference" if model_ref else "embedded") if codec == "ae" else None,
+            "codec": codec,
+            "precision": precision,
+            "format": described,
+            **(_codec_summary(payload, x, variables, dec_fn) if payload is not None else {}),
             "copied": copied,
             "not_copied": skipped,
         },
@@ -640,6 +762,63 @@ def compress(
         "compressed %d events (%d jets): %d -> %d bytes", events, jets, bytes_in, summary.bytes_out
     )
     return summary
+
+
+def _read_jets(trees, paths, src: JetSource, variables, step_size) -> tuple[np.ndarray, np.ndarray]:
+    """All inputs' jet counts and (n, len(variables)) jets in model units."""
+    counts, xs = [], []
+    cols = [src.branches[v] for v in variables]
+    for p, t in zip(paths, trees, strict=True):
+        try:
+            for arrays in t.iterate(cols, step_size=step_size, library="ak"):
+                c, x = _jets(arrays, src, variables, p)
+                counts.append(ak.to_numpy(c).astype(np.int64))
+                xs.append(x)
+        except HepaeError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise InputFileError(f"{p}: failed while reading ({err})") from None
+    n = len(variables)
+    return (
+        np.concatenate(counts) if counts else np.zeros(0, np.int64),
+        np.concatenate(xs) if xs else np.zeros((0, n), np.float32),
+    )
+
+
+def _transform(fn, device: str):
+    """A numpy (n, a) float32 -> (n, b) float32 wrapper of a model's encode or decode."""
+
+    def call(a: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            (r,) = in_blocks(
+                fn, torch.from_numpy(np.ascontiguousarray(a, np.float32)), device=device
+            )
+        return r.numpy()
+
+    return call
+
+
+def _codec_block(arrays, plan: _Plan, src: JetSource, variables, payload, e0: int, j0: int):
+    """One block of the compressed tree: kept branches and the codec's slices."""
+    counts = ak.to_numpy(ak.num(arrays[src.branches[variables[0]]], axis=1)).astype(np.int64)
+    data: dict[str, Any] = {s.name: arrays[s.name] for s in plan.specs if s.name in arrays.fields}
+    if src.layout == "flat":
+        data[plan.counter] = counts.astype(np.uint32)
+    n = int(counts.sum())
+    data.update(slice_block(payload, e0, e0 + len(counts), j0, j0 + n, counts))
+    return data, n
+
+
+def _codec_summary(payload: CodecPayload, x: np.ndarray, variables, decoder) -> dict[str, Any]:
+    """Max errors of the stored jets (decoded here as decompress will) and corrections."""
+    from .compress_codecs import _decode_flat
+
+    rec = _decode_flat(payload, variables, decoder)
+    out: dict[str, Any] = {"max_error": max_errors(x, rec, variables)}
+    inner = payload.info["info"]
+    if "fraction_jets_corrected" in inner:
+        out["fraction_corrected"] = inner["fraction_jets_corrected"]
+    return out
 
 
 def _capacity(trees) -> int:
@@ -800,7 +979,7 @@ def read_compression_info(path: str | os.PathLike) -> tuple[dict[str, Any], byte
                     f"{info.get('format_version', 1)} is not supported (expected {FORMAT_VERSION})"
                 )
             blob = None
-            if info["model"]["storage"] == "embedded":
+            if info.get("model") and info["model"]["storage"] == "embedded":
                 if MODEL_TREE not in f:
                     raise ModelFileError(f"{path}: the embedded model ({MODEL_TREE!r}) is missing")
                 blob = f[MODEL_TREE]["weights"].array(library="np").tobytes()
@@ -925,10 +1104,19 @@ def decompress(
     t0 = time.perf_counter()
     path = os.fspath(input)
     info, blob = read_compression_info(path)
-    module = _model_for(info, blob, path, model, model_dir)
+    codec_info = info.get("codec") or {"name": "ae"}
     device = resolve_device(device)
-    module = module.to(device)
-    variables = [v["name"] for v in info["model"]["variables"]]
+    module = None
+    if info.get("model"):
+        module = _model_for(info, blob, path, model, model_dir).to(device)
+        variables = [v["name"] for v in info["model"]["variables"]]
+    else:
+        if model is not None or model_dir is not None:
+            raise HepaeError(
+                f"{path}: compressed with codec {codec_info['name']!r}, which uses no model; "
+                f"--model and --model-dir do not apply"
+            )
+        variables = list(info["variables"])
     f = _open(path)
     t = _tree(f, path, info["tree"])
     src = info["source"]
@@ -938,12 +1126,24 @@ def decompress(
     comp = _compression(compression, level, f)
     events = jets = 0
     out = Path(output)
+    whole = None
+    if "branches" in codec_info:  # an array codec: decode the file's jets at once
+        names = [b["name"] for b in codec_info["branches"]]
+        stored = t.arrays([*names, info["counter"]], library="ak")
+        all_counts = ak.to_numpy(stored[info["counter"]]).astype(np.int64)
+        dec = _transform(module.decode, device) if module is not None else None
+        whole = decode_payload(codec_info, stored, all_counts, variables, decoder=dec)
+        whole = from_model_units(whole.astype(np.float64), variables, src["units"])
     try:
         with atomic_output(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
             register_streamers(fout)
             wt = create_tree(fout, info["tree"], specs, t.title, 2)
             for arrays in t.iterate(t.keys(), step_size=step_size, library="ak"):
-                counts, rec = _decode_block(arrays, module, info, variables, device)
+                if whole is None:
+                    counts, rec = _decode_block(arrays, module, info, variables, device)
+                else:
+                    counts = ak.to_numpy(arrays[info["counter"]]).astype(np.int64)
+                    rec = whole[jets : jets + int(counts.sum())]
                 data = {s.name: arrays[s.name] for s in specs if s.name not in decoded_names}
                 for b, i in decoded_names.items():  # integer variables were rounded by the model
                     data[b] = ak.unflatten(
