@@ -140,7 +140,7 @@ def test_selection(jet_sample):
     assert out["counters"]["jets_selected"] == expect
     flat = np.stack([jets[v] for v in ("pt", "eta", "phi", "mass")], axis=1).astype(np.float32)
     selected = (flat[:, 0] > 50) & (np.abs(flat[:, 1]) < 1.5)
-    decoded = int((selected & _in_domain(flat)).sum())
+    decoded = int((selected & in_domain(flat)).sum())
     assert out["counters"]["jets_in_domain"] == decoded
     assert out["score_jet"].sum(flow=True) == decoded
 
