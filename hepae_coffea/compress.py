@@ -197,18 +197,13 @@ def detect_source(
 def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
     """Round float32 values to ``bits`` mantissa bits (round to nearest, ties away from 0).
 
-    ``bits`` in 0..23; 23 returns the values unchanged. Non-finite values are kept.
+    ``bits`` in 0..23; 23 returns the values unchanged. Non-finite values are kept. (The
+    truncate codec's :func:`~hepae_coffea.codecs.truncate.round_mantissa`; a ValueError for
+    bits outside 0..23.)
     """
-    if not 0 <= bits <= 23:
-        raise ValueError(f"mantissa bits must be in 0..23, got {bits}")
-    a = np.ascontiguousarray(x, dtype=np.float32)
-    if bits == 23:
-        return a.copy()
-    drop = 23 - bits
-    u = a.view(np.uint32).astype(np.uint64)
-    u = (u + (1 << (drop - 1))) & ~np.uint64((1 << drop) - 1)
-    out = u.astype(np.uint32).view(np.float32)
-    return np.where(np.isfinite(a), out, a)
+    from .codecs.truncate import round_mantissa
+
+    return round_mantissa(x, bits)
 
 
 def _compression(name: str | None, level: int | None, f=None):

@@ -292,17 +292,9 @@ def _iter_table(
 ) -> Iterator[JetChunk]:
     suffix = Path(path).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
-        import pandas as pd
+        from .guards import read_trusted_pickle_frame
 
-        from .guards import require_trusted_pickle
-
-        require_trusted_pickle(path, "pickle file (HEPAutoencoders-style pandas DataFrame)")
-        try:
-            df = pd.read_pickle(path)
-        except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
-            raise InputFileError(f"{path}: cannot be read as a pandas pickle ({err})") from None
-        if not isinstance(df, pd.DataFrame):
-            raise InputFileError(f"{path}: pickle holds a {type(df).__name__}, not a DataFrame")
+        df = read_trusted_pickle_frame(path)
         columns = [str(c) for c in df.columns]
         # HEPAutoencoders pickles have bare columns (pt, eta, phi, m); allow a prefix too
         use_prefix = prefix if prefix is not None else ""

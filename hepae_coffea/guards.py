@@ -157,6 +157,23 @@ def trusted_pickles(trust: bool = True) -> Iterator[None]:
         _TRUST_PICKLE = before
 
 
+def read_trusted_pickle_frame(path: str | os.PathLike):
+    """The pandas DataFrame in a HEPAutoencoders-style pickle, only when pickles are trusted
+    (:func:`trusted_pickles`); InputFileError for unreadable files or other objects."""
+    import pandas as pd
+
+    from .errors import InputFileError
+
+    require_trusted_pickle(path, "pickle file (HEPAutoencoders-style pandas DataFrame)")
+    try:
+        df = pd.read_pickle(path)
+    except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
+        raise InputFileError(f"{path}: cannot be read as a pandas pickle ({err})") from None
+    if not isinstance(df, pd.DataFrame):
+        raise InputFileError(f"{path}: pickle holds a {type(df).__name__}, not a DataFrame")
+    return df
+
+
 def require_trusted_pickle(path: str | os.PathLike, what: str = "pickle file") -> None:
     """Raise :class:`UntrustedPickleError` unless pickles are trusted."""
     if not _TRUST_PICKLE:

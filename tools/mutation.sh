@@ -23,12 +23,12 @@ declare -A SCOPE=(
   [compression_processor]="_set_moments JetCompressionProcessor.process JetCompressionProcessor._fill"
   [normalize]="_wrap_angle Normalizer.inverse"
   [binning]="Log2Binning.index"
-  [compress]="truncate_mantissa"
+  [compress]="round_mantissa"
 )
 ORDER=(metrics compression_processor binning compress normalize)
 # Wider scopes, for a longer run (add the names above): normalize choose_transforms
 # Normalizer.forward; binning add_counts add_per_column Log2Binning.positive_edges;
-# compress compress_arrays decompress; compression_processor compress_decompress_chunk.
+# compress (module compress.py) _compress_block _decode_block; compression_processor compress_decompress_chunk.
 OUT=build/mutation
 mkdir -p "$OUT"
 
