@@ -58,7 +58,7 @@ def evaluate(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     model: str | os.PathLike | LoadedModel | None = None,
     *,
-    prefix: str = "Jet_",
+    prefix: str | None = None,
     tree: str | None = None,
     max_jets: int | None = None,
 ) -> Evaluation:
@@ -67,7 +67,8 @@ def evaluate(
     Parameters
     ----------
     inputs : path or list of paths
-        Files readable by :func:`hepae_coffea.data.read_jets`.
+        Files readable by :func:`hepae_coffea.data.read_jets` (the format is detected unless
+        ``prefix`` or ``tree`` is given; values are read in GeV).
     model : path or LoadedModel, optional
         Exported model; the shipped default when omitted.
     """
