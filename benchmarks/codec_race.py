@@ -54,6 +54,27 @@ from hepae_coffea.codecs import circular_error, get_codec, parse_precision
 from hepae_coffea.codecs.entropy import EntropyModel, fit_model
 
 VARS = ("pt", "eta", "phi", "mass")
+KINEMATICS = VARS
+#: the 13-variable set (``--variables all13``): kinematics, counts, fractions, shapes
+VARS13 = (
+    *KINEMATICS,
+    "nConstituents",
+    "nCharged",
+    "chHEF",
+    "neHEF",
+    "chEmEF",
+    "neEmEF",
+    "muEF",
+    "width",
+    "ptD",
+)
+#: integer columns: stored unchanged by every method (their error must be 0)
+INT_VARS = frozenset({"nConstituents", "nCharged"})
+#: errors relative for these, absolute otherwise (phi modulo 2 pi)
+REL_VARS = frozenset({"pt", "mass", "width", "ptD"})
+#: bounds for the extra float variables at each preset (energy fractions absolute,
+#: width and ptD relative): 2^-8 with 7-bit, 2^-11 with NanoAOD, 2^-16 with 15-bit kinematics
+EXTRA_BOUND = {"atlas-high": 2.0**-8, "nanoaod": 2.0**-11, "atlas-low": 2.0**-16}
 ROOT_SETTINGS = [
     ("zlib", 1),
     ("zlib", 6),
@@ -97,8 +118,23 @@ class Method:
     params: dict = field(default_factory=dict)
 
 
+def full_spec(spec: str) -> str:
+    """``spec`` with bounds for the extra variables when the 13-variable set is raced."""
+    if all(v in KINEMATICS or v in INT_VARS for v in VARS) or spec not in EXTRA_BOUND:
+        return spec
+    from hepae_coffea.codecs.precision import PRESETS as BITS
+
+    err = EXTRA_BOUND[spec]
+    toks = [f"{v}={b}bits" for v, b in BITS[spec].items()]
+    for v in VARS:
+        if v not in KINEMATICS and v not in INT_VARS:
+            toks.append(f"{v}={err!r}" + ("rel" if v in REL_VARS else ""))
+    return ",".join(toks)
+
+
 def codec_method(codec: str, spec: str, family: str | None = None, **kw) -> Method:
     mod = get_codec(codec)
+    label, spec = spec, full_spec(spec)
 
     def enc(counts, cols):
         e = mod.encode(cols, counts, spec, **kw)
@@ -118,9 +154,9 @@ def codec_method(codec: str, spec: str, family: str | None = None, **kw) -> Meth
         return mod.decode(br, counts, p.info, **({"model": kw["model"]} if "model" in kw else {}))
 
     return Method(
-        f"{codec} {spec}",
+        f"{codec} {label}",
         family or codec,
-        spec,
+        label,
         enc,
         dec,
         needs_model=codec == "entropy",
@@ -130,10 +166,18 @@ def codec_method(codec: str, spec: str, family: str | None = None, **kw) -> Meth
 
 def float16_method() -> Method:
     def enc(counts, cols):
-        return Payload(jet={v: cols[v].astype(np.float16).view(np.uint16) for v in VARS})
+        return Payload(
+            jet={
+                v: cols[v].copy() if v in INT_VARS else cols[v].astype(np.float16).view(np.uint16)
+                for v in VARS
+            }
+        )
 
     def dec(counts, p):
-        return {v: p.jet[v].view(np.float16).astype(np.float32) for v in VARS}
+        return {
+            v: p.jet[v] if v in INT_VARS else p.jet[v].view(np.float16).astype(np.float32)
+            for v in VARS
+        }
 
     return Method("float16", "float16", "", enc, dec)
 
@@ -263,17 +307,24 @@ def fpzip_method(spec: str) -> Method:
     return Method(f"fpzip {spec}", "fpzip", spec, enc, dec, params={"precision_bits": keep})
 
 
+def _pco_input(x: np.ndarray) -> np.ndarray:
+    """pcodec refuses 8-bit integers: widen them to 16 bits (decode casts back)."""
+    if x.dtype.itemsize == 1 and np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.int16 if np.issubdtype(x.dtype, np.signedinteger) else np.uint16)
+    return np.ascontiguousarray(x)
+
+
 def pcodec_method(codec: str, spec: str) -> Method:
     """pcodec (lossless) on the truncated floats or on the quantiser's integers."""
     from pcodec import ChunkConfig, standalone
 
     mod = get_codec(codec)
+    label, spec = spec, full_spec(spec)
 
     def enc(counts, cols):
         e = mod.encode(cols, counts, spec)
         blobs = {
-            v: standalone.simple_compress(np.ascontiguousarray(e.branches[v]), ChunkConfig())
-            for v in VARS
+            v: standalone.simple_compress(_pco_input(e.branches[v]), ChunkConfig()) for v in VARS
         }
         p = _blob_payload(blobs, len(counts))
         p.info = {**e.info, "dtypes": {v: str(e.branches[v].dtype) for v in VARS}}
@@ -284,7 +335,9 @@ def pcodec_method(codec: str, spec: str) -> Method:
         br = {v: br[v].astype(p.info["dtypes"][v]) for v in VARS}
         return mod.decode(br, counts, p.info)
 
-    return Method(f"{codec}+pcodec {spec}", f"{codec}+pcodec", spec, enc, dec)
+    return Method(
+        f"{codec}+pcodec {label}", f"{codec}+pcodec", label, enc, dec, params={"spec": spec}
+    )
 
 
 class AE:
@@ -439,7 +492,7 @@ def errors(orig: dict, rec: dict) -> dict:
         a, b = orig[v].astype(np.float64), rec[v].astype(np.float64)
         if v == "phi":
             r = circular_error(b, a)
-        elif v in ("pt", "mass"):
+        elif v in REL_VARS:
             nz = a != 0
             r = np.where(nz, np.abs(b - a) / np.where(nz, np.abs(a), 1), np.abs(b - a))
         else:
@@ -452,7 +505,7 @@ def errors(orig: dict, rec: dict) -> dict:
 
 
 def _signed(v: str, b: np.ndarray, a: np.ndarray) -> np.ndarray:
-    if v in ("pt", "mass"):
+    if v in REL_VARS:
         return np.where(a != 0, (b - a) / np.where(a != 0, a, 1), b - a)
     return b - a
 
@@ -538,7 +591,12 @@ def read_sample(path: str) -> tuple[np.ndarray, dict]:
         t = f["Events"]
         arr = t.arrays(["nJet", *[f"Jet_{v}" for v in VARS]], library="ak")
     counts = ak.to_numpy(arr["nJet"]).astype(np.int64)
-    cols = {v: ak.to_numpy(ak.flatten(arr[f"Jet_{v}"])).astype(np.float32) for v in VARS}
+    cols = {
+        v: ak.to_numpy(ak.flatten(arr[f"Jet_{v}"])).astype(
+            np.int32 if v in INT_VARS else np.float32
+        )
+        for v in VARS
+    }
     return counts, cols
 
 
@@ -577,8 +635,10 @@ def methods_for(model: EntropyModel, args) -> list[Method]:
         out.append(codec_method("truncate", spec))
         out.append(codec_method("quantize", spec))
         out.append(codec_method("entropy", spec, model=model, embed_model=True))
+    many = VARS != KINEMATICS
     for spec in PRESETS:
-        for fn in (sz3_method, zfp_method, fpzip_method):
+        # sz3 / zfp / fpzip work in the kinematics' log and angle coordinates only
+        for fn in () if many else (sz3_method, zfp_method, fpzip_method):
             try:
                 out.append(fn(spec))
             except ImportError as err:
@@ -587,7 +647,7 @@ def methods_for(model: EntropyModel, args) -> list[Method]:
             out += [pcodec_method("truncate", spec), pcodec_method("quantize", spec)]
         except ImportError as err:
             print(f"skipping pcodec: {err}", flush=True)
-    if args.ae:
+    if args.ae and not many:  # the shipped model encodes the four kinematics only
         ae = AE(args.model)
         out += [ae_method(ae, None, None), ae_method(ae, 16, None)]
         for spec in PRESETS:
@@ -602,7 +662,7 @@ def methods_for(model: EntropyModel, args) -> list[Method]:
 # summaries: table and figure
 # --------------------------------------------------------------------------------------
 def _gmean(d: dict, key: str) -> float:
-    vals = [max(d[v][key], 1e-12) for v in VARS]
+    vals = [max(d[v][key], 1e-12) for v in VARS if v not in INT_VARS]
     return float(np.exp(np.mean(np.log(vals))))
 
 
@@ -616,8 +676,12 @@ def bound_met(row: dict) -> bool | None:
         return None
     from hepae_coffea.codecs.quantize import make_grid
 
-    prec = parse_precision(row["precision"])
+    prec = parse_precision(row["params"].get("spec", row["precision"]))
     for v in VARS:
+        if v in INT_VARS:
+            if row["errors"][v]["max"] != 0:
+                return False
+            continue
         g = make_grid(v, prec[v], None)
         if row["errors"][v]["max"] > g.max_error:
             return False
@@ -685,8 +749,10 @@ def table(result: dict) -> str:
             )
             out.append(f"entropy / truncation ({spec}), by reference (embedded): {ratio}\n")
     out.append("#### Errors (first sample), max and sigma68 per variable\n")
-    out.append("| method | pt rel max / σ68 | eta abs | phi abs | mass rel |")
-    out.append("|---|---|---|---|---|")
+    out.append(
+        "| method | " + " | ".join(f"{v} {'rel' if v in REL_VARS else 'abs'}" for v in VARS) + " |"
+    )
+    out.append("|---|" + "---|" * len(VARS))
     for r in rows:
         if r["sample"] != samples[0]:
             continue
@@ -697,7 +763,15 @@ def table(result: dict) -> str:
             + " |"
         )
     out.append("")
-    out.append("#### Bytes per jet at equal sigma68 (geometric mean over the four variables)\n")
+    nf = sum(v not in INT_VARS for v in VARS)
+    out.append(
+        f"#### Bytes per jet at equal sigma68 (geometric mean over the {nf} float variables)\n"
+    )
+    if nf != len(VARS):
+        out.append(
+            "(integer columns are exact and left out; a sigma68 of 0 enters as 1e-12, the same "
+            "factor for every method)\n"
+        )
     fams = sorted({r["family"] for r in rows})
     out.append("| family | " + " | ".join(samples) + " |")
     out.append("|---|" + "---:|" * len(samples))
@@ -771,25 +845,43 @@ def main(argv: list[str] | None = None) -> None:
         "--all-settings", action="store_true", help="every ROOT setting for every method"
     )
     ap.add_argument("--model", default=None, help="AE model (default: the shipped one)")
+    ap.add_argument(
+        "--variables",
+        choices=("kinematics", "all13"),
+        default="kinematics",
+        help="race pt, eta, phi, mass, or the 13-variable set (no sz3/zfp/fpzip/AE)",
+    )
+    ap.add_argument(
+        "--root-settings",
+        default="",
+        help="only these ROOT settings for truncation/float16/float32 (e.g. zlib9,lzma9,lz49)",
+    )
     ap.add_argument("--out", default="benchmarks/results/codec_race.json")
     ap.add_argument("--table", default="benchmarks/results/codec_race.md")
     ap.add_argument("--figure", default="benchmarks/codec_race.png")
     ap.add_argument("--from-json", default=None, help="only rewrite table/figure from a result")
     args = ap.parse_args(argv)
+    global VARS
+    VARS = VARS13 if args.variables == "all13" else KINEMATICS
+    if args.variables == "all13":
+        args.rd_curves = False  # the curves use N bits on every variable
     if args.from_json:
-        write_summaries(json.loads(Path(args.from_json).read_text()), args)
+        saved = json.loads(Path(args.from_json).read_text())
+        if saved["config"].get("variables") == "all13":
+            VARS = VARS13
+        write_summaries(saved, args)
         return
     result: dict = {"provenance": provenance(), "config": vars(args), "rows": [], "samples": {}}
     t0 = time.perf_counter()
-    tc, tcols = [], {v: [] for v in VARS}
+    tc, tcols = [], {v: [] for v in KINEMATICS}
     for path in args.train:
         c, cols = read_sample(path)
         tc.append(c)
-        for v in VARS:
+        for v in KINEMATICS:
             tcols[v].append(cols[v])
     counts_t = np.concatenate(tc)
     model = fit_model(
-        {v: np.concatenate(tcols[v]) for v in VARS}, counts_t, name="+".join(args.train)
+        {v: np.concatenate(tcols[v]) for v in KINEMATICS}, counts_t, name="+".join(args.train)
     )
     mb = model.to_bytes()
     result["entropy_model"] = {
@@ -807,7 +899,11 @@ def main(argv: list[str] | None = None) -> None:
         result["samples"][sname] = {"path": path, "events": len(counts), "jets": int(counts.sum())}
         for m in methods:
             full = m.family in ("truncate", "float32", "float16") or args.all_settings
-            row = run_method(m, counts, cols, tmp, args, ROOT_SETTINGS if full else SHORT_SETTINGS)
+            settings = ROOT_SETTINGS if full else SHORT_SETTINGS
+            if full and args.root_settings:
+                keep = set(args.root_settings.split(","))
+                settings = [(a, lv) for a, lv in settings if f"{a}{lv}" in keep]
+            row = run_method(m, counts, cols, tmp, args, settings)
             row["sample"] = sname
             result["rows"].append(row)
             print(
