@@ -259,6 +259,7 @@ def test_domain_rules_boundaries_by_hand():
         ((50.0, 0.0, 0.0, 5.0, np.nextafter(-1e9, down)), 1),
         ((50.0, 0.0, 0.0, 5.0, 2e6), -1),
         ((0.0, 0.0, 0.0, 5.0, 0.0), 2),  # pt <= 0 comes before the training range
+        ((0.5, 0.0, 0.0, 5.0, 0.0), 5),  # 0 < pt < training minimum
         ((np.nan, 0.0, 0.0, 5.0, 0.0), 0),
         ((50.0, inf, 0.0, 5.0, 0.0), 0),  # non-finite comes before absurd
         ((50.0, 0.0, 0.0, -0.3, 0.0), -1),  # tolerance min(0.5, 0.3)
@@ -280,7 +281,7 @@ def test_domain_rules_boundaries_by_hand():
         "pt_nonpositive": 1,
         "mass_negative": 2,
         "phi_range": 2,
-        "outside_training": 4,
+        "outside_training": 5,
     }
     assert list(dom.counts(codes)) == list(REASONS)
 
