@@ -166,3 +166,12 @@ def test_wrap_angle_float32_rounding_at_minus_pi(x):
     assert -math.pi < got <= math.pi + 1e-6
     # congruent to x modulo 2 pi (in float64), up to float32's rounding of x - 2 pi k
     assert math.remainder(got - x, 2.0 * math.pi) == pytest.approx(0.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_wrap_angle_leaves_values_inside_bit_for_bit(dtype):
+    x = torch.tensor([-0.0, 0.0, math.pi, -3.0, 1e-30, -1e-30, 3.0], dtype=dtype)
+    x = torch.cat([x, torch.nextafter(torch.tensor([-math.pi], dtype=dtype), x[:1])])
+    got = _wrap_angle(x)
+    assert torch.equal(got, x)
+    assert torch.signbit(got).tolist() == torch.signbit(x).tolist()  # -0.0 stays -0.0
