@@ -25,8 +25,9 @@ declare -A SCOPE=(
   [binning]="Log2Binning.index add_counts add_per_column"
   [compress]="round_mantissa"
   [domain]="Domain.reasons Domain.counts"
+  [quantize]="Grid.to_int Grid.from_int"
 )
-ORDER=(metrics compression_processor binning compress normalize domain)
+ORDER=(metrics compression_processor binning compress normalize domain quantize)
 # Wider scopes, for a longer run (add the names above): normalize choose_transforms;
 # binning Log2Binning.positive_edges;
 # compress (module compress.py) _compress_block _decode_block; compression_processor compress_decompress_chunk.
