@@ -84,3 +84,27 @@ def test_add_per_column_matches_hist_fill():
 def test_invalid_binning():
     with pytest.raises(ValueError, match="invalid log2 binning"):
         Log2Binning(3, 3, 2)
+
+
+def test_add_per_column_refuses_a_wrong_number_of_index_arrays():
+    h = hist.Hist(
+        hist.axis.StrCategory(["a", "b"], name="variable", overflow=False),
+        hist.axis.Regular(3, 0.0, 3.0, name="x"),
+    )
+    idx = np.array([[1, 2], [3, 0]])
+    with pytest.raises(ValueError, match="zip"):
+        add_per_column(h, idx, idx)  # one axis after the category, two index arrays
+    assert h.sum(flow=True) == 0
+    add_per_column(h, idx)
+    # column 0 -> category a, flow indices 1 and 3; column 1 -> b, indices 2 and 0
+    np.testing.assert_array_equal(h.view(flow=True), [[0, 1, 0, 1, 0], [1, 0, 1, 0, 0]])
+
+
+def test_add_counts_one_value_and_none():
+    h = hist.Hist(
+        hist.axis.StrCategory(["a", "b"], name="c", overflow=False),
+        hist.axis.Regular(3, 0.0, 3.0, name="x"),
+    )
+    add_counts(h, (1,), np.array([2]))  # a single value: flow index 2 = bin [1, 2)
+    add_counts(h, (0,), np.array([], dtype=np.int64))  # no values: nothing added
+    np.testing.assert_array_equal(h.view(flow=True), [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0]])

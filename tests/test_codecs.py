@@ -22,7 +22,7 @@ from hepae_coffea.codecs import (
     smallest_int_dtype,
 )
 from hepae_coffea.codecs.precision import bits_for_abs_error, bits_for_rel_error
-from hepae_coffea.codecs.quantize import make_grid
+from hepae_coffea.codecs.quantize import Grid, make_grid
 from hepae_coffea.codecs.truncate import round_mantissa
 
 NANO_ERRORS = {"pt": 2.0**-11, "eta": 2.0**-11, "phi": 2.0**-12, "mass": 2.0**-11}
@@ -428,3 +428,46 @@ def test_bounded_ae_with_the_shipped_model():
     out = bounded_ae.decode(enc.branches, counts, enc.info, decoder=dec_fn)
     check_bounds(out, cols, NANO_ERRORS)
     assert enc.info["fraction_jets_corrected"] > 0.5  # the AE alone is far from NanoAOD bits
+
+
+def test_grid_codes_and_values_by_hand():
+    f32max = float(np.finfo(np.float32).max)
+    # log grid, step log 2: k = round(log2 |x|), sign kept apart; 0 -> k 0, sign 0
+    g = Grid("log", math.log(2.0))
+    k, sign = g.to_int(np.array([4.0, 0.0, -0.5, 3.0, 1.0, 0.7]))
+    assert k.tolist() == [2, 0, -1, 2, 0, -1]  # log2 3 = 1.58, log2 0.7 = -0.51
+    assert sign.tolist() == [1, 0, -1, 1, 1, 1]
+    assert k.dtype == np.int64
+    assert sign.dtype == np.int8
+    out = g.from_int(k, sign)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [4.0, 0.0, -0.5, 4.0, 1.0, 0.5], rtol=1e-7)
+    with pytest.raises(CodecError, match="signs"):
+        g.from_int(k)
+    big = g.from_int(np.array([200, 200, 3]), np.array([1, -1, 1]))  # 2^200: beyond float32
+    assert big.tolist() == [f32max, -f32max, 8.0]
+    # linear grid, step 0.25: round(x / 0.25), halves to even
+    g = Grid("linear", 0.25)
+    k, sign = g.to_int(np.array([0.3, -0.3, 0.125, 1.0, 0.375]))
+    assert sign is None
+    assert k.tolist() == [1, -1, 0, 4, 2]
+    np.testing.assert_array_equal(g.from_int(k), np.float32([0.25, -0.25, 0.0, 1.0, 0.5]))
+    assert Grid("linear", 1e30).from_int(np.array([10**10, -(10**10)])).tolist() == [
+        f32max,
+        -f32max,
+    ]
+    # angle grid, 8 levels of pi / 4: codes mod 8, decoded into (-pi, pi]
+    g = Grid("angle", math.pi / 4, levels=8)
+    k, _ = g.to_int(np.array([math.pi, -math.pi, -math.pi / 4, 3 * math.pi / 4 + 0.1, 2 * math.pi]))
+    assert k.tolist() == [4, 4, 7, 3, 0]
+    out = g.from_int(np.array([4, 7, 3, 0, 12, -1, 5]))
+    expected = np.float32(
+        [math.pi, -math.pi / 4, 3 * math.pi / 4, 0.0, math.pi, -math.pi / 4, -3 * math.pi / 4]
+    )
+    np.testing.assert_array_equal(out, expected)
+    # 5 levels of 2 pi / 5: code 2 -> 4 pi / 5, code 3 -> -4 pi / 5
+    g = Grid("angle", 2 * math.pi / 5, levels=5)
+    np.testing.assert_array_equal(
+        g.from_int(np.array([2, 3, 4])),
+        np.float32([4 * math.pi / 5, -4 * math.pi / 5, -2 * math.pi / 5]),
+    )

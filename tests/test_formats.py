@@ -6,6 +6,7 @@ Expected values are computed here with plain uproot/numpy on the raw branches.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import awkward as ak
@@ -15,7 +16,7 @@ import uproot
 
 from hepae_coffea.cli import main
 from hepae_coffea.data import read_jets
-from hepae_coffea.domain import model_domain
+from hepae_coffea.domain import REASONS, Domain, model_domain
 from hepae_coffea.errors import InputFileError
 from hepae_coffea.export import read_metadata
 from hepae_coffea.formats import detect_format
@@ -226,6 +227,63 @@ def test_domain_rules():
         ]
     )
     assert dom.reasons(x).tolist() == [-1, 0, 1, 2, 3, -1, 4, 5, 5, -1]
+
+
+def test_domain_rules_boundaries_by_hand():
+    # values in MeV: energy-like values (pt, mass, px) are absurd above 1e6 GeV = 1e9 MeV,
+    # dimensionless ones (eta) above 1e6; mass tolerance min(1% of pt, 0.3)
+    inf, up, down = math.inf, math.inf, -math.inf
+    dom = Domain(
+        variables=("pt", "eta", "phi", "mass", "px"),
+        lo=(10.0, -2.0, -inf, -inf, -inf),
+        hi=(inf, 2.0, inf, inf, inf),
+        mass_tolerance_cap=0.3,
+        units="MeV",
+        source="training ranges",
+    )
+    edge = math.pi + 1e-6
+    rows = [  # (pt, eta, phi, mass, px), expected reason (-1: in)
+        ((50.0, 0.0, 0.0, 5.0, 0.0), -1),
+        ((10.0, 0.0, 0.0, 5.0, 0.0), -1),  # pt at the training minimum
+        ((np.nextafter(10.0, down), 0.0, 0.0, 5.0, 0.0), 5),
+        ((50.0, 2.0, 0.0, 5.0, 0.0), -1),  # eta at the maximum
+        ((50.0, np.nextafter(2.0, up), 0.0, 5.0, 0.0), 5),
+        ((50.0, -2.0, 0.0, 5.0, 0.0), -1),
+        ((50.0, np.nextafter(-2.0, down), 0.0, 5.0, 0.0), 5),
+        ((1e9, 0.0, 0.0, 5.0, 0.0), -1),  # 1e6 GeV exactly: not absurd
+        ((np.nextafter(1e9, up), 0.0, 0.0, 5.0, 0.0), 1),
+        ((50.0, 1e6, 0.0, 5.0, 0.0), 5),  # eta 1e6: not absurd, outside
+        ((50.0, np.nextafter(1e6, up), 0.0, 5.0, 0.0), 1),
+        ((50.0, np.nextafter(-1e6, down), 0.0, 5.0, 0.0), 1),
+        ((50.0, 0.0, 0.0, 5.0, -1e9), -1),  # px is energy-like
+        ((50.0, 0.0, 0.0, 5.0, np.nextafter(-1e9, down)), 1),
+        ((50.0, 0.0, 0.0, 5.0, 2e6), -1),
+        ((0.0, 0.0, 0.0, 5.0, 0.0), 2),  # pt <= 0 comes before the training range
+        ((0.5, 0.0, 0.0, 5.0, 0.0), 5),  # 0 < pt < training minimum
+        ((np.nan, 0.0, 0.0, 5.0, 0.0), 0),
+        ((50.0, inf, 0.0, 5.0, 0.0), 0),  # non-finite comes before absurd
+        ((50.0, 0.0, 0.0, -0.3, 0.0), -1),  # tolerance min(0.5, 0.3)
+        ((50.0, 0.0, 0.0, np.nextafter(-0.3, down), 0.0), 3),
+        ((20.0, 0.0, 0.0, -0.2, 0.0), -1),  # tolerance min(0.2, 0.3)
+        ((20.0, 0.0, 0.0, -0.2001, 0.0), 3),
+        ((50.0, 0.0, edge, 5.0, 0.0), -1),
+        ((50.0, 0.0, np.nextafter(edge, up), 5.0, 0.0), 4),
+        ((50.0, 0.0, -edge, 5.0, 0.0), -1),
+        ((50.0, 0.0, np.nextafter(-edge, down), 5.0, 0.0), 4),
+    ]
+    x = np.array([r for r, _ in rows])
+    expected = [e for _, e in rows]
+    codes = dom.reasons(x)
+    assert codes.tolist() == expected
+    assert dom.counts(codes) == {
+        "nonfinite": 2,
+        "absurd": 4,
+        "pt_nonpositive": 1,
+        "mass_negative": 2,
+        "phi_range": 2,
+        "outside_training": 5,
+    }
+    assert list(dom.counts(codes)) == list(REASONS)
 
 
 # --- hepae run on real files, no options ------------------------------------------------

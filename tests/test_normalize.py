@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hepae_coffea.normalize import Normalizer, choose_transforms
+from hepae_coffea.normalize import Normalizer, VariableTransform, _wrap_angle, choose_transforms
 
 from .conftest import make_jets
 
@@ -80,3 +80,98 @@ def test_normalizer_scripts(values):
     norm = torch.jit.script(Normalizer(choose_transforms(values, VARS)))
     x = torch.tensor(values[:10], dtype=torch.float32)
     torch.testing.assert_close(norm.inverse(norm(x)), x, rtol=2e-6, atol=2e-6)
+
+
+# Every transform kind in one normaliser, with a non-trivial unit range; the expected
+# values below are worked out from the transform definitions with plain numpy.
+_HAND_TRANSFORMS = [
+    VariableTransform("pt", "log", center=2.0, scale=0.5, offset=1.0, nonneg=True),
+    VariableTransform("eta", "standard", center=1.0, scale=2.0),
+    VariableTransform("phi", "angle"),
+    VariableTransform("dphi", "periodic", center=0.0, scale=math.pi),
+    VariableTransform("n", "onehot", center=3.0, scale=4.0, nonneg=True, integer=True),
+    VariableTransform("frac", "identity", nonneg=True, unit=True),
+    VariableTransform("cnt", "identity", nonneg=True, integer=True),
+]
+# columns: 7 variables (phi as cos), sin(phi), the 4 one-hot columns of n
+_LO = np.arange(12) * 0.25 - 1.0
+_WIDTH = np.array([2.0, 4.0, 0.5, 1.0, 2.0, 8.0, 3.0, 0.5, 1.0, 1.0, 2.0, 4.0])
+
+
+def _hand_normalizer() -> Normalizer:
+    return Normalizer(_HAND_TRANSFORMS, unit_range=(_LO, _LO + _WIDTH))
+
+
+def test_forward_every_transform_kind_hand_worked():
+    x = np.array(
+        [
+            [10.0, 3.0, 0.5, 1.0, 5.0, 0.25, 2.0],
+            [0.5, -1.0, -2.0, -0.3, 2.0, 1.0, 0.0],  # n below the one-hot range
+            [3.0, 0.0, 3.0, 2.5, 9.0, 0.0, 7.0],  # n above it
+        ]
+    )
+    z = np.empty((3, 12))
+    z[:, 0] = (np.log(x[:, 0] + 1.0) - 2.0) / 0.5
+    z[:, 1] = (x[:, 1] - 1.0) / 2.0
+    z[:, 2] = np.cos(x[:, 2])
+    z[:, 3] = x[:, 3] / math.pi
+    z[:, 4] = (x[:, 4] - 3.0) / 4.0
+    z[:, 5] = x[:, 5]
+    z[:, 6] = x[:, 6]
+    z[:, 7] = np.sin(x[:, 2])
+    z[:, 8:] = 0.0
+    z[[0, 1, 2], [8 + 2, 8 + 0, 8 + 3]] = 1.0  # n = 5, 2 (clamped to 3), 9 (clamped to 6)
+    expected = (z - _LO) / _WIDTH
+    got = _hand_normalizer()(torch.tensor(x, dtype=torch.float32))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_log_transform_clamps_at_1e30():
+    tr = [VariableTransform("pt", "log", center=0.0, scale=1.0, offset=0.0)]
+    got = Normalizer(tr)(torch.tensor([[0.0], [1e-35], [1e-20]]))
+    expected = np.log([1e-30, 1e-30, 1e-20])
+    np.testing.assert_allclose(got.numpy()[:, 0], expected, rtol=1e-6)
+
+
+def test_inverse_every_transform_kind_hand_worked():
+    z = np.zeros((3, 12))
+    z[:, 0] = [0.4, -6.0, 1.0]  # log: exp(2 + 0.5 z) - 1, floored at 0
+    z[:, 1] = [0.5, -1.0, 3.0]  # standard: 2 z + 1
+    z[:, 2], z[:, 7] = [1.2, -1.0, 0.0], [1.6, 0.0, -2.0]  # phi = atan2(sin, cos)
+    z[:, 3] = [1.5, -0.25, 0.5]  # periodic: pi z, wrapped into (-pi, pi]
+    z[:, 4] = [0.3, -0.7, 0.1]  # the one-hot variable's own column is not read back
+    z[:, 5] = [1.7, -0.2, 0.3]  # unit fraction: clipped to [0, 1]
+    z[:, 6] = [2.6, -1.4, 0.4]  # integer count: rounded, floored at 0
+    z[:, 8:] = [[0.1, 0.9, 0.2, 0.0], [0.0, 0.0, 0.0, 1.0], [0.7, 0.1, 0.1, 0.1]]
+    expected = np.array(
+        [
+            [math.exp(2.2) - 1.0, 2.0, math.atan2(1.6, 1.2), -0.5 * math.pi, 4.0, 1.0, 3.0],
+            [0.0, -1.0, math.pi, -0.25 * math.pi, 6.0, 0.0, 0.0],
+            [math.exp(2.5) - 1.0, 7.0, -0.5 * math.pi, 0.5 * math.pi, 3.0, 0.3, 0.0],
+        ]
+    )
+    u = torch.tensor((z - _LO) / _WIDTH, dtype=torch.float32)
+    got = _hand_normalizer().inverse(u).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-6)
+    assert got[1, 2] > 0  # atan2(0, -1) = +pi stays +pi
+
+
+@pytest.mark.parametrize("x", [-8541.990234375, -4439.0703125, 5463.22998046875])
+def test_wrap_angle_float32_rounding_at_minus_pi(x):
+    # in float32, x - 2 pi ceil((x - pi) / 2 pi) rounds to -3.1416015625 (<= -pi) for these
+    t = torch.tensor([x], dtype=torch.float32)
+    raw = t - 2.0 * math.pi * torch.ceil((t - math.pi) / (2.0 * math.pi))
+    assert raw.item() <= -math.pi
+    got = _wrap_angle(t).item()
+    assert -math.pi < got <= math.pi + 1e-6
+    # congruent to x modulo 2 pi (in float64), up to float32's rounding of x - 2 pi k
+    assert math.remainder(got - x, 2.0 * math.pi) == pytest.approx(0.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_wrap_angle_leaves_values_inside_bit_for_bit(dtype):
+    x = torch.tensor([-0.0, 0.0, math.pi, -3.0, 1e-30, -1e-30, 3.0], dtype=dtype)
+    x = torch.cat([x, torch.nextafter(torch.tensor([-math.pi], dtype=dtype), x[:1])])
+    got = _wrap_angle(x)
+    assert torch.equal(got, x)
+    assert torch.signbit(got).tolist() == torch.signbit(x).tolist()  # -0.0 stays -0.0

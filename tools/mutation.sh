@@ -21,13 +21,15 @@ export HYPOTHESIS_PROFILE=mutation # derandomised, no example database: same tes
 declare -A SCOPE=(
   [metrics]="residuals sigma68 unphysical_mask residual_summary residual_kind"
   [compression_processor]="_set_moments JetCompressionProcessor.process JetCompressionProcessor._fill"
-  [normalize]="_wrap_angle Normalizer.inverse"
-  [binning]="Log2Binning.index"
+  [normalize]="_wrap_angle Normalizer.inverse Normalizer.forward"
+  [binning]="Log2Binning.index add_counts add_per_column"
   [compress]="round_mantissa"
+  [domain]="Domain.reasons Domain.counts"
+  [quantize]="Grid.to_int Grid.from_int"
 )
-ORDER=(metrics compression_processor binning compress normalize)
-# Wider scopes, for a longer run (add the names above): normalize choose_transforms
-# Normalizer.forward; binning add_counts add_per_column Log2Binning.positive_edges;
+ORDER=(metrics compression_processor binning compress normalize domain quantize)
+# Wider scopes, for a longer run (add the names above): normalize choose_transforms;
+# binning Log2Binning.positive_edges;
 # compress (module compress.py) _compress_block _decode_block; compression_processor compress_decompress_chunk.
 OUT=build/mutation
 mkdir -p "$OUT"
