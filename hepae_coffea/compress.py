@@ -319,6 +319,28 @@ class _Plan:
     counter: str  # the jets' counter
 
 
+def _layout_info(src: JetSource, plan: _Plan, out_tree: str, latent_bits) -> dict[str, Any]:
+    """What decompress needs to know of the source and the compressed tree's layout."""
+    return {
+        "source": {
+            "tree": src.tree,
+            "collection": src.collection,
+            "branches": src.branches,
+            "units": src.units,
+            "layout": src.layout,
+            "event_ids": src.event_ids,
+            "keep": src.keep,
+        },
+        "tree": out_tree,
+        "latent_bits": latent_bits,
+        "jet_specs": [s.to_dict() for s in plan.jet_specs],
+        "jet_positions": plan.positions,
+        "added": plan.added,
+        "jet_branches": [s.name for s in plan.jet_specs],
+        "counter": plan.counter,
+    }
+
+
 def _latent_names(collection: str, k: int, event_level: bool) -> list[str]:
     return [f"{collection}{'Latent' if event_level else ''}_z{i}" for i in range(k)]
 
@@ -694,22 +716,7 @@ def compress(
                 ),
                 "codec": payload.info if payload is not None else {"name": "ae"},
                 "variables": variables,
-                "source": {
-                    "tree": src.tree,
-                    "collection": src.collection,
-                    "branches": src.branches,
-                    "units": src.units,
-                    "layout": src.layout,
-                    "event_ids": src.event_ids,
-                    "keep": src.keep,
-                },
-                "tree": out_tree,
-                "latent_bits": latent_bits,
-                "jet_specs": [s.to_dict() for s in plan.jet_specs],
-                "jet_positions": plan.positions,
-                "added": plan.added,
-                "jet_branches": [s.name for s in plan.jet_specs],
-                "counter": plan.counter,
+                **_layout_info(src, plan, out_tree, latent_bits),
                 "events": events,
                 "jets": jets,
                 "compression": _describe_compression(comp),
@@ -917,22 +924,7 @@ def write_compressed_chunk(
                 **{k: meta.get(k) for k in ("level", "event_jets", "kind", "latent_dim")},
                 "variables": meta.get("variables"),
             },
-            "source": {
-                "tree": src.tree,
-                "collection": src.collection,
-                "branches": src.branches,
-                "units": src.units,
-                "layout": src.layout,
-                "event_ids": src.event_ids,
-                "keep": src.keep,
-            },
-            "tree": out_tree,
-            "latent_bits": latent_bits,
-            "jet_specs": [s.to_dict() for s in plan.jet_specs],
-            "jet_positions": plan.positions,
-            "added": plan.added,
-            "jet_branches": [s.name for s in plan.jet_specs],
-            "counter": plan.counter,
+            **_layout_info(src, plan, out_tree, latent_bits),
             "events": len(arrays),
             "jets": n,
             "compression": _describe_compression(comp),
