@@ -39,6 +39,19 @@ def _bin_table(proc: dict, min_jets: int, previous: dict | None) -> list[str]:
     return lines
 
 
+def _file_lines(files: list[str], width: int = 88) -> list[str]:
+    """The training files as continued shell lines of at most ``width`` characters."""
+    lines: list[str] = []
+    line = "   "
+    for f in files:
+        word = f" samples/{f}"
+        if len(line) + len(word) + 2 > width and line.strip():
+            lines.append(line + " \\")
+            line = "   "
+        line += word
+    return [*lines, line]
+
+
 def main(model: str, quality: str, previous: str | None = None) -> None:
     meta = read_metadata(model)
     q = json.loads(Path(quality).read_text())
@@ -84,17 +97,18 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
             "OMP_NUM_THREADS=1 hepae train --config tools/default_model.yaml "
             "-o build/default_model/default_model.pt \\"
         ),
-        "    samples/qcd_flat_train.root samples/zprime_train.root samples/ttbar_train.root \\",
-        "    samples/wjets_train.root samples/zjets_train.root",
+        *_file_lines(data["files"]),
         "```",
         "",
         (
             "Data: Pythia 8 at 13 TeV, anti-kt R=0.4 jets with pT > 10 GeV and |eta| < 4.5: QCD "
             "(HardQCD:all, pTHatMin 15 GeV, phase-space bias (pT-hat/15)^5.5, 10k events, seed "
             "101), Z' 2 TeV -> qq (4k, seed 103), ttbar (4k, seed 102), W+jet and Z+jet "
-            "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105). The model is trained "
-            "without the event weights on purpose: the flattened spectra spread the training "
-            "over the whole pT range."
+            "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105), and two unweighted "
+            "QCD pT-hat slices for the jets of 1-3 TeV, rare even in the flattened spectrum "
+            "(pTHatMin 1 TeV, 2.5k events, and pTHatMin 1.8 TeV, 1.5k events, both seed 106). "
+            "The model is trained without the event weights on purpose: the flattened spectra "
+            "and the slices spread the training over the whole pT range."
         ),
         "",
         (
@@ -113,15 +127,16 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
         (
             "sigma68 (half the 16-84% width) of the residual in bins of the original jet pT: "
             "relative for pt and mass, absolute for eta and phi. Held-out samples are the same "
-            "processes with other seeds (201-205). Targets: 0.005 for all four; bins with fewer "
+            "processes with other seeds (201-207). Targets: 0.005 for all four; bins with fewer "
             f"than {q['min_jets_judged']} jets are shown but not judged."
         ),
     ]
     if prev:
         out += [
             (
-                "In brackets: the previous default (the same 4-32-32-3 network trained on QCD "
-                "with pTHatMin 50 GeV, jets above 20 GeV) on the same jets."
+                "In brackets: the default before the whole-range models (the same 4-32-32-3 "
+                "network trained on QCD with pTHatMin 50 GeV, jets above 20 GeV) on the same "
+                "jets."
             )
         ]
     out.append("")
