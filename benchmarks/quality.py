@@ -275,23 +275,37 @@ def provenance() -> dict:
     }
 
 
-def model_cost(models: dict[str, Path], path: str, repeats: int = 7) -> dict[str, float]:
-    """Best-of-``repeats`` jets/s of each model's encode -> decode -> score on the same
-    jets, the models timed in turn (so a change of machine load hits all of them)."""
+def model_cost(
+    models: dict[str, Path], path: str, repeats: int = 15
+) -> tuple[dict[str, float], list[float]]:
+    """Jets/s of each model's encode -> decode -> score on the same jets, and the cost ratio
+    of the first model over the others per round.
+
+    The models are timed in turn, ``repeats`` rounds (so a change of machine load hits all
+    of them). Returns the best jets/s of each model and, per round, the first model's time
+    over the second's: on a loaded machine the median of these ratios is steadier than the
+    ratio of two best-of figures.
+    """
     from hepae_coffea.data import read_jets
     from hepae_coffea.evaluate import run_model
     from hepae_coffea.export import load_model
 
     loaded = {name: load_model(m) for name, m in models.items()}
-    x = read_jets(path, next(iter(loaded.values())).variables).values
+    names = list(loaded)
+    x = read_jets(path, loaded[names[0]].variables).values
     best = dict.fromkeys(loaded, 0.0)
+    ratios: list[float] = []
     for _ in range(repeats):
+        seconds = {}
         for name, m in loaded.items():
             run_model(m, x[:256])
             t0 = time.perf_counter()
             run_model(m, x)
-            best[name] = max(best[name], len(x) / (time.perf_counter() - t0))
-    return best
+            seconds[name] = time.perf_counter() - t0
+            best[name] = max(best[name], len(x) / seconds[name])
+        if len(names) > 1:
+            ratios.append(seconds[names[0]] / seconds[names[1]])
+    return best, ratios
 
 
 def bins_main(args: argparse.Namespace) -> None:
@@ -326,17 +340,18 @@ def bins_main(args: argparse.Namespace) -> None:
         )
     if args.cost_against:
         first = args.held_out[0].partition("=")[2]
-        cost = model_cost({"model": model, "reference": Path(args.cost_against)}, first)
+        cost, ratios = model_cost({"model": model, "reference": Path(args.cost_against)}, first)
         out["cost"] = {
             "reference": str(args.cost_against),
             "jets_per_second": cost,
-            "cost_ratio": cost["reference"] / cost["model"],
+            "cost_ratio": float(np.median(ratios)),
+            "cost_ratio_rounds": ratios,
             "file": Path(first).name,
         }
         print(
-            f"\ncost per jet: {cost['reference'] / cost['model']:.2f}x the reference "
-            f"({cost['model']:.3g} vs {cost['reference']:.3g} jets/s, best of 7, "
-            f"torch threads {torch.get_num_threads()})"
+            f"\ncost per jet: {np.median(ratios):.2f}x the reference (median of {len(ratios)} "
+            f"rounds, {min(ratios):.2f}-{max(ratios):.2f}; best {cost['model']:.3g} vs "
+            f"{cost['reference']:.3g} jets/s; torch threads {torch.get_num_threads()})"
         )
     if args.bins_out:
         dest = Path(args.bins_out)
