@@ -496,6 +496,18 @@ def _add_run(sub) -> None:
         help="with --compress-dir: round latents to M mantissa bits (0..23)",
     )
     p.add_argument(
+        "--codec",
+        default=None,
+        help="with --compress-dir: the chunks' codec, as for hepae compress (ae, truncate, "
+        "quantize, entropy, ...; checked when the run starts)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        metavar="SPEC",
+        help="with --compress-dir: max error per value, as for hepae compress",
+    )
+    p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="cpu",
@@ -512,8 +524,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
-    if args.latent_bits is not None and args.compress_dir is None:
-        raise ValueError("--latent-bits needs --compress-dir (it applies to the compressed files)")
+    for opt in ("latent_bits", "codec", "precision"):
+        if getattr(args, opt) is not None and args.compress_dir is None:
+            flag = "--" + opt.replace("_", "-")
+            raise ValueError(f"{flag} needs --compress-dir (it applies to the compressed files)")
     fileset = build_fileset(args.inputs, tree=args.tree)
     outputs = output_paths(args.output)
     check_outputs(
@@ -541,6 +555,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fmt=args.format,
         units=args.units,
         device=args.device,
+        codec=args.codec,
+        precision=args.precision,
     )
     for line in result.format_lines():
         print(line)

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ from .variables import from_gev, to_gev
 
 __all__ = [
     "COMPRESSIONS",
+    "ChunkJets",
     "CompressionSummary",
     "JetSource",
     "compress",
@@ -502,11 +503,12 @@ def _compress_block(
 # --- model storage ---------------------------------------------------------------------
 
 
-def _model_info(model_path: Path, model_bytes: bytes, blob: bytes, meta, model_ref: bool):
+def _model_info(name: str, file_sha: str, blob: bytes, meta, model_ref: bool) -> dict[str, Any]:
+    """The compression record's ``model`` entry (name, hashes, architecture summary)."""
     return {
         "storage": "reference" if model_ref else "embedded",
-        "name": model_path.name,
-        "file_sha256": file_sha256(model_path),
+        "name": name,
+        "file_sha256": file_sha,
         "weights_sha256": blob_sha256(blob),
         "weights_bytes": len(blob),
         **{
@@ -603,7 +605,7 @@ def compress(
     device = resolve_device(device)
     if codec == "ae":
         model_path = Path(model) if model is not None else default_model_path()
-        model_bytes, blob, meta = _load_model_file(model_path)
+        _, blob, meta = _load_model_file(model_path)
         module, _ = load_weights(blob, blob_sha256(blob), str(model_path))  # what decompress runs
         module = module.to(device)
         variables = [v["name"] for v in meta["variables"]]
@@ -705,25 +707,20 @@ def compress(
             finish_tree(fout, wt)
             _copy_others(files[0], fout, copied)
             files[0].close()
-            info = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "package_version": __version__,
-                "model": (
-                    _model_info(model_path, model_bytes, blob, meta, model_ref)
-                    if codec == "ae"
-                    else None
-                ),
-                "codec": payload.info if payload is not None else {"name": "ae"},
-                "variables": variables,
-                **_layout_info(src, plan, out_tree, latent_bits),
-                "events": events,
-                "jets": jets,
-                "compression": _describe_compression(comp),
-                "inputs": [os.path.basename(p) for p in paths],
-                "copied": copied,
-                "not_copied": skipped,
-            }
+            info = _record(
+                _model_info(model_path.name, file_sha256(model_path), blob, meta, model_ref)
+                if codec == "ae"
+                else None,
+                payload,
+                variables,
+                _layout_info(src, plan, out_tree, latent_bits),
+                events,
+                jets,
+                comp,
+                [os.path.basename(p) for p in paths],
+                copied=copied,
+                not_copied=skipped,
+            )
             fout[INFO_KEY] = json.dumps(info)
             if codec == "ae" and not model_ref:
                 _write_model(fout, blob)
@@ -800,9 +797,42 @@ def _transform(fn, device: str):
     return call
 
 
+def _record(
+    model_info: dict[str, Any] | None,
+    payload: CodecPayload | None,
+    variables: Sequence[str],
+    layout: dict[str, Any],
+    events: int,
+    jets: int,
+    comp,
+    inputs: list[str],
+    **more: Any,
+) -> dict[str, Any]:
+    """The compression record stored as ``hepae_compression`` (whole files and chunks)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "model": model_info,
+        "codec": payload.info if payload is not None else {"name": "ae"},
+        "variables": list(variables),
+        **layout,
+        "events": events,
+        "jets": jets,
+        "compression": _describe_compression(comp),
+        "inputs": inputs,
+        **more,
+    }
+
+
 def _codec_block(arrays, plan: _Plan, src: JetSource, variables, payload, e0: int, j0: int):
     """One block of the compressed tree: kept branches and the codec's slices."""
     counts = ak.to_numpy(ak.num(arrays[src.branches[variables[0]]], axis=1)).astype(np.int64)
+    return _codec_data(arrays, plan, src, payload, counts, e0, j0)
+
+
+def _codec_data(arrays, plan: _Plan, src: JetSource, payload, counts, e0: int, j0: int):
+    """Kept branches of ``arrays`` and the codec's slices for events with ``counts`` jets."""
     data: dict[str, Any] = {s.name: arrays[s.name] for s in plan.specs if s.name in arrays.fields}
     if src.layout == "flat":
         data[plan.counter] = counts.astype(np.uint32)
@@ -864,6 +894,63 @@ def _copy_others(fin, fout, names: Sequence[str], skip: Sequence[str] = ()) -> N
             copy_object(fin, fout, name, cls)
 
 
+@dataclass
+class ChunkJets:
+    """A chunk's jets as the processor already holds them, so the chunk writer neither
+    reads the jet branches again nor encodes the same jets twice.
+
+    Attributes
+    ----------
+    counts
+        Jets per event (every jet of the chunk).
+    values
+        (n, len(variables)) jet values in the model's units (GeV), file order, all jets.
+    variables
+        The columns of ``values`` (the model's variables).
+    latents
+        The model's latents of ``values[kept]`` (float32, before any mantissa rounding).
+    kept
+        Which jets ``latents`` belong to (the processor's selected, in-domain jets).
+    """
+
+    counts: np.ndarray
+    values: np.ndarray
+    variables: list[str]
+    latents: np.ndarray | None = None
+    kept: np.ndarray | None = None
+
+    def columns(self, variables: Sequence[str], where: str) -> np.ndarray:
+        """``values`` for ``variables`` as float32, refusing non-finite jets (as compress)."""
+        missing = [v for v in variables if v not in self.variables]
+        if missing:
+            raise HepaeError(f"{where}: the processor's jets have no {missing}")
+        x = self.values[:, [self.variables.index(v) for v in variables]]
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise HepaeError(
+                f"{where}: {int(bad.sum())} jet(s) with non-finite {list(variables)} values; a "
+                f"lossy latent cannot store them (drop or fix those jets first)"
+            )
+        return np.ascontiguousarray(x, np.float32)
+
+    def encoder(self, encode: Callable[[np.ndarray], np.ndarray]):
+        """An encoder that returns the stored latents for the chunk's own jets and runs
+        ``encode`` only on the jets without them (or on any other input)."""
+        own = self.columns(self.variables, "chunk")
+
+        def call(x: np.ndarray) -> np.ndarray:
+            if self.latents is None or self.kept is None or not np.array_equal(x, own):
+                return encode(x)
+            z = np.empty((len(x), self.latents.shape[1]), np.float32)
+            z[self.kept] = self.latents
+            rest = ~self.kept
+            if rest.any():
+                z[rest] = encode(np.ascontiguousarray(x[rest]))
+            return z
+
+        return call
+
+
 def write_compressed_chunk(
     path: str,
     tree: str,
@@ -878,65 +965,142 @@ def write_compressed_chunk(
     level: int | None = 5,
     model_ref: bool = False,
     device: str = "cpu",
+    codec: str | None = None,
+    precision: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    jets: ChunkJets | None = None,
+    model: Any = None,
 ) -> tuple[int, int]:
     """Compress entries [start, stop) of one file's jet tree into its own output file (used
-    by the processor on any executor); the model is stored as plain weights (or, with
-    ``model_ref``, by name and SHA-256). Returns (events, jets)."""
+    by the processor on any executor), with the same record as :func:`compress`.
+
+    Parameters
+    ----------
+    codec, precision
+        As for :func:`compress` (``ae`` latents by default; the model is stored as plain
+        weights or, with ``model_ref``, by name and SHA-256).
+    source
+        `resolve_source` keyword arguments (from `detect_source`); default: ``tree`` and
+        ``collection``.
+    jets
+        The chunk's jets and latents as the processor has them: the jet branches are then
+        not read, and only jets without latents are encoded (jet-level models).
+    model
+        The loaded model to encode and decode with (default: rebuilt from its weights).
+
+    Returns (events, jets).
+    """
     import uproot
 
-    blob, meta = weights_from_model_file(model_bytes, "model")
-    module, _ = load_weights(blob, blob_sha256(blob), "model")
+    codec = choose_codec(codec, precision)
+    if precision is not None:
+        parse_precision(precision)
+    if latent_bits is not None and not 0 <= latent_bits <= 23:
+        raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
     device = resolve_device(device)
-    module = module.to(device)
-    variables = [v["name"] for v in meta["variables"]]
-    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+    blob, meta, event_jets = b"", {}, None
+    variables = list(KINEMATICS)
+    if codec == "ae":
+        blob, meta = weights_from_model_file(model_bytes, "model")
+        if model is None:
+            model, _ = load_weights(blob, blob_sha256(blob), "model")
+            model = model.to(device)
+        variables = [v["name"] for v in meta["variables"]]
+        event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+        if precision is not None and event_jets is not None:
+            raise HepaeError("--precision with the autoencoder needs a jet-level model")
+    kw = dict(source) if source is not None else {"tree": tree, "collection": collection}
+    where = f"{path}[{start}:{stop}]"
+    reuse = jets is not None and event_jets is None
     f = _open(path)
     with f:
-        src = resolve_source(f, path, variables, tree=tree, collection=collection)
+        src = resolve_source(f, path, variables, **kw)
         t = _tree(f, path, src.tree)
-        plan = _plan(t, src, variables, int(meta["latent_dim"]), event_jets)
-        arrays = t.arrays(plan.read, entry_start=start, entry_stop=stop, library="ak")
-        where = f"{path}[{start}:{stop}]"
-        data, n = _compress_block(
-            arrays, module, plan, src, variables, latent_bits, event_jets, where, device
-        )
+        base = _plan(t, src, variables, int(meta.get("latent_dim", 0)), event_jets)
+        jet_cols = {src.branches[v] for v in variables}
+        read = [b for b in base.read if b not in jet_cols] if reuse else base.read
+        arrays = t.arrays(read, entry_start=start, entry_stop=stop, library="ak")
         title = t.title
+    if reuse:
+        counts = np.asarray(jets.counts, np.int64)
+        if read and len(arrays) != len(counts):
+            raise HepaeError(f"{where}: {len(arrays)} events read, the processor had {len(counts)}")
+        x = jets.columns(variables, where)
+    else:
+        counts, x = None, None
+    payload = None
+    if precision is None and not reuse:
+        plan = base
+        data, n = _compress_block(
+            arrays, model, plan, src, variables, latent_bits, event_jets, where, device
+        )
+    elif precision is None:
+        plan = base
+        enc = jets.encoder(_transform(model.encode, device))
+        z = enc(x) if len(x) else np.zeros((0, int(meta["latent_dim"])), np.float32)
+        if latent_bits is not None:
+            z = truncate_mantissa(z, latent_bits)
+        names = _latent_names(src.collection if src.layout == "copy" else "Jet", z.shape[1], False)
+        data = {s.name: arrays[s.name] for s in plan.specs if s.name in arrays.fields}
+        if src.layout == "flat":
+            data[plan.counter] = counts.astype(np.uint32)
+        for i, name in enumerate(names):
+            data[name] = ak.unflatten(np.ascontiguousarray(z[:, i]), counts)
+        n = len(x)
+    else:
+        if not reuse:
+            counts, x = _jets(arrays, src, variables, where)
+            counts = ak.to_numpy(counts).astype(np.int64)
+        enc_fn = dec_fn = None
+        if codec == "ae":
+            enc_fn = _transform(model.encode, device)
+            enc_fn = jets.encoder(enc_fn) if reuse else enc_fn
+            dec_fn = _transform(model.decode, device)
+        payload = encode_payload(
+            codec,
+            x,
+            counts,
+            variables,
+            precision,
+            src.collection if src.layout == "copy" else "Jet",
+            base.counter,
+            encoder=enc_fn,
+            decoder=dec_fn,
+            latent_bits=latent_bits,
+        )
+        plan = _plan(t, src, variables, 0, None, payload.specs)
+        data, n = _codec_data(arrays, plan, src, payload, counts, 0, 0)
+    n_events = len(counts) if counts is not None else len(arrays)
     comp = _compression(compression, level, None)
+    out_tree = src.tree if src.layout == "copy" else "Events"
+    model_info = None
+    if codec == "ae":
+        model_info = _model_info("model", blob_sha256(model_bytes), blob, meta, model_ref)
+    info = _record(
+        model_info,
+        payload,
+        variables,
+        _layout_info(src, plan, out_tree, latent_bits),
+        n_events,
+        n,
+        comp,
+        [os.path.basename(path)],
+        entries=[start, stop],
+        copied=[],
+        not_copied=[],
+    )
     with (
         atomic_output(Path(output), overwrite=True) as tmp,
         uproot.recreate(tmp, compression=comp) as fout,
     ):
         register_streamers(fout)
-        out_tree = src.tree if src.layout == "copy" else "Events"
         wt = create_tree(fout, out_tree, plan.specs, title, 2)
         fill(fout, wt, plan.specs, data)
         finish_tree(fout, wt)
-        info = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "model": {
-                "storage": "reference" if model_ref else "embedded",
-                "name": "model",
-                "file_sha256": blob_sha256(model_bytes),
-                "weights_sha256": blob_sha256(blob),
-                "weights_bytes": len(blob),
-                **{k: meta.get(k) for k in ("level", "event_jets", "kind", "latent_dim")},
-                "variables": meta.get("variables"),
-            },
-            **_layout_info(src, plan, out_tree, latent_bits),
-            "events": len(arrays),
-            "jets": n,
-            "compression": _describe_compression(comp),
-            "inputs": [os.path.basename(path)],
-            "entries": [start, stop],
-            "copied": [],
-            "not_copied": [],
-        }
         fout[INFO_KEY] = json.dumps(info)
-        if not model_ref:
+        if codec == "ae" and not model_ref:
             _write_model(fout, blob)
-    return len(arrays), n
+    return n_events, n
 
 
 # --- decompress --------------------------------------------------------------------------
