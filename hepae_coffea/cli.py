@@ -856,12 +856,20 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         print(f"not copied: {item['name']} ({item['class']}): {item['reason']}")
     if x.get("precision") is not None:
         errs = ", ".join(
-            f"{v} {e['rel']:.3g} rel" if v in ("pt", "mass") else f"{v} {e['abs']:.3g}"
+            f"{v} {e['rel']:.3g} rel" if v in ("pt", "mass", "E") else f"{v} {e['abs']:.3g}"
             for v, e in x["max_error"].items()
         )
         print(f"codec {x['codec']} at precision {x['precision']}: max error {errs}")
         if "fraction_corrected" in x:
             print(f"jets with stored corrections: {100 * x['fraction_corrected']:.2f}%")
+    if "energy" in x:  # jets with E: the model took the mass computed from E
+        e = x["energy"]
+        print(
+            f"E restored from the decoded pt, eta and mass: max error {e['max_error']['rel']:.3g} "
+            f"rel ({e['max_error_real_mass']['rel']:.3g} for jets with E >= |p|), 68% of jets "
+            f"within {e['rel_error_q68']:.3g}; {e['jets_negative_m2']} jet(s) with E < |p| "
+            f"(negative m^2, out of the model's domain) were given mass 0"
+        )
     _print_sizes("compressed", s)
     return 0
 

@@ -498,7 +498,7 @@ def run(
         from .codecs import parse_precision
         from .compress_codecs import choose_codec
 
-        codec = choose_codec(codec, precision)
+        choose_codec(codec, precision)  # an unknown codec fails before anything is read
         if precision is not None:
             parse_precision(precision)  # a bad SPEC fails before anything is read
     threads = None if executor == "iterative" else 1
