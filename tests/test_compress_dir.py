@@ -152,7 +152,7 @@ def test_chunk_record_has_the_layout_of_compress(sample, tmp_path):
     [
         ("truncate", "iterative"),
         ("quantize", "futures"),
-        ("entropy", "iterative"),
+        ("entropy", "dask"),
         ("ae", "futures"),
     ],
 )
