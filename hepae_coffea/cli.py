@@ -496,6 +496,18 @@ def _add_run(sub) -> None:
         help="with --compress-dir: round latents to M mantissa bits (0..23)",
     )
     p.add_argument(
+        "--codec",
+        default=None,
+        help="with --compress-dir: the chunks' codec, as for hepae compress (ae, truncate, "
+        "quantize, entropy, ...; checked when the run starts)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        metavar="SPEC",
+        help="with --compress-dir: max error per value, as for hepae compress",
+    )
+    p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="cpu",
@@ -512,8 +524,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
-    if args.latent_bits is not None and args.compress_dir is None:
-        raise ValueError("--latent-bits needs --compress-dir (it applies to the compressed files)")
+    for opt in ("latent_bits", "codec", "precision"):
+        if getattr(args, opt) is not None and args.compress_dir is None:
+            flag = "--" + opt.replace("_", "-")
+            raise ValueError(f"{flag} needs --compress-dir (it applies to the compressed files)")
     fileset = build_fileset(args.inputs, tree=args.tree)
     outputs = output_paths(args.output)
     check_outputs(
@@ -541,6 +555,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fmt=args.format,
         units=args.units,
         device=args.device,
+        codec=args.codec,
+        precision=args.precision,
     )
     for line in result.format_lines():
         print(line)
@@ -840,12 +856,20 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         print(f"not copied: {item['name']} ({item['class']}): {item['reason']}")
     if x.get("precision") is not None:
         errs = ", ".join(
-            f"{v} {e['rel']:.3g} rel" if v in ("pt", "mass") else f"{v} {e['abs']:.3g}"
+            f"{v} {e['rel']:.3g} rel" if v in ("pt", "mass", "E") else f"{v} {e['abs']:.3g}"
             for v, e in x["max_error"].items()
         )
         print(f"codec {x['codec']} at precision {x['precision']}: max error {errs}")
         if "fraction_corrected" in x:
             print(f"jets with stored corrections: {100 * x['fraction_corrected']:.2f}%")
+    if "energy" in x:  # jets with E: the model took the mass computed from E
+        e = x["energy"]
+        print(
+            f"E restored from the decoded pt, eta and mass: max error {e['max_error']['rel']:.3g} "
+            f"rel ({e['max_error_real_mass']['rel']:.3g} for jets with E >= |p|), 68% of jets "
+            f"within {e['rel_error_q68']:.3g}; {e['jets_negative_m2']} jet(s) with E < |p| "
+            f"(negative m^2, out of the model's domain) were given mass 0"
+        )
     _print_sizes("compressed", s)
     return 0
 

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import torch
 
 from . import __version__
 from .atomic import atomic_output, is_disk_full
-from .codecs import parse_precision
+from .codecs import CodecError, parse_precision
 from .compress_codecs import (
     KINEMATICS,
     CodecPayload,
@@ -66,6 +66,7 @@ from .variables import from_gev, to_gev
 
 __all__ = [
     "COMPRESSIONS",
+    "ChunkJets",
     "CompressionSummary",
     "JetSource",
     "compress",
@@ -114,6 +115,8 @@ class JetSource:
     ``branches`` maps each model variable to its branch (``{"pt": "Jet_pt", ...}``);
     ``layout`` is ``"copy"`` (the tree is rewritten branch for branch) or ``"flat"`` (only
     ``event_ids``, the jets and ``keep`` are written, for trees uproot cannot rewrite).
+    ``mass_from_energy``: the jets have E instead of mass (ATLAS Open Data) and the model's
+    mass is computed from E (``branches`` then holds ``E``, not ``mass``).
     """
 
     tree: str = "Events"
@@ -123,7 +126,14 @@ class JetSource:
     layout: str = "copy"
     event_ids: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
+    mass_from_energy: bool = False
 
+
+#: the four-vector as ATLAS Open Data ntuples store it (E instead of mass)
+ENERGY_KINEMATICS = ("pt", "eta", "phi", "E")
+#: the default codec with a precision for jets with E (the entropy coder's model is
+#: built for the mass)
+ENERGY_DEFAULT_CODEC = "quantize"
 
 #: ATLAS DAOD_PHYSLITE: small-R jets of ``CollectionTree`` in MeV
 PHYSLITE = {
@@ -168,9 +178,9 @@ def detect_source(
     """`resolve_source` keyword arguments for ``path`` from `formats.detect_format`,
     and its one-line description.
 
-    Raises `InputFileError` for formats compress cannot write back (pickles, parquet) or
-    jets without a branch for each of ``variables`` (e.g. Open Data 2020's E instead of
-    mass).
+    Jets with E instead of mass (ATLAS Open Data) give ``branches`` for pt, eta, phi and E
+    and ``energy=True`` (see `energy_route`). Raises `InputFileError` for formats compress
+    cannot write back (pickles, parquet) or jets without a branch for each of ``variables``.
     """
     from .formats import detect_format
 
@@ -178,6 +188,11 @@ def detect_source(
     if found.tree is None:
         raise InputFileError(f"{path}: {found.title} files cannot be compressed (ROOT files only)")
     missing = [v for v in variables if v in KINEMATICS and v not in found.branches]
+    if missing == ["mass"] and all(v in found.branches for v in ENERGY_KINEMATICS):
+        kw_e: dict[str, Any] = {"units": found.units, "energy": True}
+        kw_e["branches"] = {v: found.branches[v] for v in ENERGY_KINEMATICS}
+        kw_e["tree"], kw_e["collection"] = found.tree, found.prefix.rstrip("_.")
+        return kw_e, found.describe("GeV")
     if missing:
         raise InputFileError(
             f"{path}: {found.title} jets have {'/'.join(found.branches)} branches; compress "
@@ -192,6 +207,74 @@ def detect_source(
     else:
         kw["tree"], kw["collection"] = found.tree, found.prefix.rstrip("_.")
     return kw, found.describe("GeV")
+
+
+def energy_route(
+    kw: dict[str, Any],
+    codec: str,
+    variables: Sequence[str],
+    precision: str | None,
+    where: str,
+    *,
+    event_level: bool = False,
+) -> tuple[list[str], dict[str, Any]]:
+    """The variables to compress for a source found by `detect_source`, and the keyword
+    arguments for `resolve_source`.
+
+    Jets with E instead of mass: the array codecs store the file's own pt, eta, phi and E
+    (each within its bound); the autoencoder takes the mass, computed from E, and
+    decompress writes E back from the decoded values. Raises `HepaeError` for what cannot
+    be done with E (an event-level model, a model with other variables, ``ae`` with a
+    precision, which would bound the mass rather than E).
+    """
+    kw = dict(kw)
+    if not kw.pop("energy", False):
+        return list(variables), kw
+    if codec != "ae":
+        return list(ENERGY_KINEMATICS), kw
+    if list(variables) != list(KINEMATICS) or event_level:
+        raise HepaeError(
+            f"{where}: the jets have E instead of mass; the autoencoder route computes the mass "
+            f"from E for jet-level (pt, eta, phi, mass) models only, not {list(variables)}"
+            + (" (event-level)" if event_level else "")
+        )
+    if precision is not None:
+        raise HepaeError(
+            f"{where}: the jets have E instead of mass; --codec ae --precision would bound the "
+            f"mass computed from E, not E: use --codec quantize or truncate for E within a bound"
+        )
+    kw["mass_from_energy"] = True
+    return list(variables), kw
+
+
+def _file_variables(src: JetSource, variables: Sequence[str]) -> list[str]:
+    """The file's variables behind ``variables`` (E for the mass of Open Data jets)."""
+    if not src.mass_from_energy:
+        return list(variables)
+    return ["E" if v == "mass" else v for v in variables]
+
+
+def mass_from_energy(pt: np.ndarray, eta: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """sqrt(max(E^2 - p^2, 0)) with p = pt cosh(eta) (float64): jets with E < p (negative
+    m^2, outside the model's domain) get mass 0; `negative_m2` counts them."""
+    p = np.asarray(pt, np.float64) * np.cosh(np.asarray(eta, np.float64))
+    e = np.asarray(energy, np.float64)
+    return np.sqrt(np.maximum((e - p) * (e + p), 0.0))
+
+
+def negative_m2(pt: np.ndarray, eta: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Jets whose E is below |p| = pt cosh(eta) (E^2 < p^2: no real mass)."""
+    p = np.asarray(pt, np.float64) * np.cosh(np.asarray(eta, np.float64))
+    return np.asarray(energy, np.float64) < p
+
+
+def energy_from_mass(rec: np.ndarray, variables: Sequence[str]) -> np.ndarray:
+    """Decoded (pt, eta, phi, mass) with the mass column replaced by
+    E = sqrt(m^2 + (pt cosh eta)^2) (any common energy unit)."""
+    out = np.array(rec, np.float64, copy=True)
+    i, ipt, ieta = (list(variables).index(v) for v in ("mass", "pt", "eta"))
+    out[:, i] = np.hypot(out[:, ipt] * np.cosh(out[:, ieta]), out[:, i])
+    return out
 
 
 def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
@@ -263,6 +346,7 @@ def resolve_source(
     branches: Mapping[str, str] | None = None,
     units: str | None = None,
     keep: Sequence[str] = (),
+    mass_from_energy: bool = False,
 ) -> JetSource:
     """Work out the tree, jet branches, units and layout for ``variables`` (NanoAOD style
     ``<collection>_<variable>`` by default; ATLAS PHYSLITE when the file has its tree)."""
@@ -272,6 +356,7 @@ def resolve_source(
         src = JetSource(tree=tree or "Events", collection=collection or "Jet")
     if collection is not None:
         src.collection = collection
+    src.mass_from_energy = mass_from_energy
     t = _tree(f, path, src.tree)
     keys = t.keys()
     if branches:
@@ -330,6 +415,7 @@ def _layout_info(src: JetSource, plan: _Plan, out_tree: str, latent_bits) -> dic
             "layout": src.layout,
             "event_ids": src.event_ids,
             "keep": src.keep,
+            **({"mass_from_energy": True} if src.mass_from_energy else {}),
         },
         "tree": out_tree,
         "latent_bits": latent_bits,
@@ -353,7 +439,8 @@ def _plan(
     event_jets: int | None,
     added: Sequence[BranchSpec] | None = None,
 ) -> _Plan:
-    cols = [src.branches[v] for v in variables]
+    file_vars = _file_variables(src, variables)
+    cols = [src.branches[v] for v in file_vars]
     colset = set(cols)
     out_coll = src.collection if src.layout == "copy" else "Jet"
     names = _latent_names(out_coll, k, event_jets is not None)
@@ -371,7 +458,7 @@ def _plan(
         kept.append(BranchSpec(counter, "uint32", None, "number of jets"))
         jet_specs = [
             BranchSpec(f"Jet_{v}", _leaf_dtype(t, c), counter, f"jet {v} [{src.units}]")
-            for v, c in zip(variables, cols, strict=True)
+            for v, c in zip(file_vars, cols, strict=True)
         ]
         read = [*src.event_ids, *src.keep, *cols]
         positions = list(range(len(kept), len(kept) + len(jet_specs)))
@@ -425,7 +512,8 @@ def _flat_spec(t, name: str) -> BranchSpec:
 
 
 def _jets(arrays, src: JetSource, variables: Sequence[str], where: str):
-    cols = [src.branches[v] for v in variables]
+    file_vars = _file_variables(src, variables)
+    cols = [src.branches[v] for v in file_vars]
     counts = ak.num(arrays[cols[0]], axis=1)
     for c in cols[1:]:
         if not ak.all(ak.num(arrays[c], axis=1) == counts):
@@ -437,8 +525,11 @@ def _jets(arrays, src: JetSource, variables: Sequence[str], where: str):
             f"{where}: {int(bad.sum())} jet(s) with non-finite {list(variables)} values; a lossy "
             f"latent cannot store them (drop or fix those jets first)"
         )
-    x = to_model_units(x, variables, src.units).astype(np.float32)
-    return counts, x
+    x = to_model_units(x, file_vars, src.units)
+    if src.mass_from_energy:  # the model's mass from the file's E
+        i, ipt, ieta = (list(variables).index(v) for v in ("mass", "pt", "eta"))
+        x[:, i] = mass_from_energy(x[:, ipt], x[:, ieta], x[:, i])
+    return counts, x.astype(np.float32)
 
 
 def _compress_block(
@@ -502,11 +593,12 @@ def _compress_block(
 # --- model storage ---------------------------------------------------------------------
 
 
-def _model_info(model_path: Path, model_bytes: bytes, blob: bytes, meta, model_ref: bool):
+def _model_info(name: str, file_sha: str, blob: bytes, meta, model_ref: bool) -> dict[str, Any]:
+    """The compression record's ``model`` entry (name, hashes, architecture summary)."""
     return {
         "storage": "reference" if model_ref else "embedded",
-        "name": model_path.name,
-        "file_sha256": file_sha256(model_path),
+        "name": name,
+        "file_sha256": file_sha,
         "weights_sha256": blob_sha256(blob),
         "weights_bytes": len(blob),
         **{
@@ -597,13 +689,13 @@ def compress(
     paths = [os.fspath(p) for p in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
     if not paths:
         raise InputFileError("no input files given")
-    codec = choose_codec(codec, precision)
+    codec_given, codec = codec, choose_codec(codec, precision)
     if precision is not None:
         parse_precision(precision)  # a bad SPEC fails before anything is read
     device = resolve_device(device)
     if codec == "ae":
         model_path = Path(model) if model is not None else default_model_path()
-        model_bytes, blob, meta = _load_model_file(model_path)
+        _, blob, meta = _load_model_file(model_path)
         module, _ = load_weights(blob, blob_sha256(blob), str(model_path))  # what decompress runs
         module = module.to(device)
         variables = [v["name"] for v in meta["variables"]]
@@ -629,6 +721,11 @@ def compress(
         kw, described = detect_source(
             paths[0], variables, fmt=fmt, units=units, collection=collection, tree=tree
         )
+        if kw.get("energy") and codec_given is None and codec != "ae":
+            codec = ENERGY_DEFAULT_CODEC
+        variables, kw = energy_route(
+            kw, codec, variables, precision, paths[0], event_level=event_jets is not None
+        )
     else:
         kw = {"tree": tree, "collection": collection, "branches": branches, "units": units}
     src = resolve_source(files[0], paths[0], variables, keep=keep, **kw)
@@ -647,7 +744,8 @@ def compress(
         enc_fn = dec_fn = None
         if module is not None:
             enc_fn, dec_fn = _transform(module.encode, device), _transform(module.decode, device)
-        payload = encode_payload(
+        payload = _encode_payload(
+            paths[0],
             codec,
             x,
             all_counts,
@@ -662,6 +760,7 @@ def compress(
         plan = _plan(trees[0], src, variables, 0, None, payload.specs)
     out_tree = src.tree if src.layout == "copy" else "Events"
     events = jets = 0
+    energy_parts: list[tuple[np.ndarray, np.ndarray]] | None = [] if src.mass_from_energy else None
     copied, skipped = _other_objects(files[0], src.tree)
     if len(paths) > 1 and copied:
         log.warning("other trees and objects are copied from the first input only")
@@ -686,6 +785,8 @@ def compress(
                                 p,
                                 device,
                             )
+                            if energy_parts is not None:
+                                energy_parts.append(_energy_block(arrays, data, src, plan))
                         else:
                             data, n = _codec_block(
                                 arrays, plan, src, variables, payload, events, jets
@@ -705,25 +806,20 @@ def compress(
             finish_tree(fout, wt)
             _copy_others(files[0], fout, copied)
             files[0].close()
-            info = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "package_version": __version__,
-                "model": (
-                    _model_info(model_path, model_bytes, blob, meta, model_ref)
-                    if codec == "ae"
-                    else None
-                ),
-                "codec": payload.info if payload is not None else {"name": "ae"},
-                "variables": variables,
-                **_layout_info(src, plan, out_tree, latent_bits),
-                "events": events,
-                "jets": jets,
-                "compression": _describe_compression(comp),
-                "inputs": [os.path.basename(p) for p in paths],
-                "copied": copied,
-                "not_copied": skipped,
-            }
+            info = _record(
+                _model_info(model_path.name, file_sha256(model_path), blob, meta, model_ref)
+                if codec == "ae"
+                else None,
+                payload,
+                variables,
+                _layout_info(src, plan, out_tree, latent_bits),
+                events,
+                jets,
+                comp,
+                [os.path.basename(p) for p in paths],
+                copied=copied,
+                not_copied=skipped,
+            )
             fout[INFO_KEY] = json.dumps(info)
             if codec == "ae" and not model_ref:
                 _write_model(fout, blob)
@@ -756,6 +852,11 @@ def compress(
             "precision": precision,
             "format": described,
             **(_codec_summary(payload, x, variables, dec_fn) if payload is not None else {}),
+            **(
+                {"energy": _energy_summary(energy_parts, module, variables, device)}
+                if energy_parts is not None
+                else {}
+            ),
             "copied": copied,
             "not_copied": skipped,
         },
@@ -769,7 +870,7 @@ def compress(
 def _read_jets(trees, paths, src: JetSource, variables, step_size) -> tuple[np.ndarray, np.ndarray]:
     """All inputs' jet counts and (n, len(variables)) jets in model units."""
     counts, xs = [], []
-    cols = [src.branches[v] for v in variables]
+    cols = [src.branches[v] for v in _file_variables(src, variables)]
     for p, t in zip(paths, trees, strict=True):
         try:
             for arrays in t.iterate(cols, step_size=step_size, library="ak"):
@@ -787,6 +888,55 @@ def _read_jets(trees, paths, src: JetSource, variables, step_size) -> tuple[np.n
     )
 
 
+def _energy_block(arrays, data, src: JetSource, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The original (pt, eta, E) in GeV and the stored latents of one block (Open Data)."""
+    cols = [src.branches[v] for v in ("pt", "eta", "E")]
+    orig = np.stack([ak.to_numpy(ak.flatten(arrays[c])).astype(np.float64) for c in cols], 1)
+    z = np.stack([ak.to_numpy(ak.flatten(data[n])) for n in plan.added], axis=1)
+    return to_model_units(orig, ["pt", "eta", "E"], src.units), z.astype(np.float32)
+
+
+def _energy_summary(parts, module, variables, device: str) -> dict[str, Any]:
+    """E restored from the decoded (pt, eta, mass), as decompress writes it, against the
+    file's E: the largest errors, and the jets with E < |p| (no real mass: out of domain)."""
+    k = int(module.latent_dim)
+    orig = np.concatenate([o for o, _ in parts]) if parts else np.zeros((0, 3))
+    z = np.concatenate([z for _, z in parts]) if parts else np.zeros((0, k), np.float32)
+    rec = _transform(module.decode, device)(z) if len(z) else np.zeros((0, len(variables)))
+    e_rec = energy_from_mass(rec.astype(np.float64), variables)[:, list(variables).index("mass")]
+    e = orig[:, 2]
+    d = np.abs(e_rec - e)
+    rel = np.divide(d, np.abs(e), out=np.where(d > 0, np.inf, 0.0), where=e != 0)
+    neg = negative_m2(orig[:, 0], orig[:, 1], e)
+
+    def largest(mask: np.ndarray) -> dict[str, float]:
+        return {"abs": float(d[mask].max(initial=0.0)), "rel": float(rel[mask].max(initial=0.0))}
+
+    return {
+        "jets": len(e),
+        "jets_negative_m2": int(neg.sum()),
+        "max_error": largest(np.ones(len(e), bool)),
+        "max_error_real_mass": largest(~neg),
+        "rel_error_q68": float(np.quantile(rel, 0.68)) if len(rel) else 0.0,
+    }
+
+
+def _encode_payload(
+    where: str, codec: str, x: np.ndarray, counts, variables, *args, **kw
+) -> CodecPayload:
+    """`encode_payload`, saying when a codec cannot take jets stored with E."""
+    try:
+        return encode_payload(codec, x, counts, variables, *args, **kw)
+    except CodecError as err:
+        if "E" not in variables:
+            raise
+        raise CodecError(
+            f"{where}: the jets have E instead of mass, which codec {codec!r} cannot store "
+            f"({err}); "
+            f"use --codec quantize or truncate"
+        ) from None
+
+
 def _transform(fn, device: str):
     """A numpy (n, a) float32 -> (n, b) float32 wrapper of a model's encode or decode."""
 
@@ -800,9 +950,42 @@ def _transform(fn, device: str):
     return call
 
 
+def _record(
+    model_info: dict[str, Any] | None,
+    payload: CodecPayload | None,
+    variables: Sequence[str],
+    layout: dict[str, Any],
+    events: int,
+    jets: int,
+    comp,
+    inputs: list[str],
+    **more: Any,
+) -> dict[str, Any]:
+    """The compression record stored as ``hepae_compression`` (whole files and chunks)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "model": model_info,
+        "codec": payload.info if payload is not None else {"name": "ae"},
+        "variables": list(variables),
+        **layout,
+        "events": events,
+        "jets": jets,
+        "compression": _describe_compression(comp),
+        "inputs": inputs,
+        **more,
+    }
+
+
 def _codec_block(arrays, plan: _Plan, src: JetSource, variables, payload, e0: int, j0: int):
     """One block of the compressed tree: kept branches and the codec's slices."""
     counts = ak.to_numpy(ak.num(arrays[src.branches[variables[0]]], axis=1)).astype(np.int64)
+    return _codec_data(arrays, plan, src, payload, counts, e0, j0)
+
+
+def _codec_data(arrays, plan: _Plan, src: JetSource, payload, counts, e0: int, j0: int):
+    """Kept branches of ``arrays`` and the codec's slices for events with ``counts`` jets."""
     data: dict[str, Any] = {s.name: arrays[s.name] for s in plan.specs if s.name in arrays.fields}
     if src.layout == "flat":
         data[plan.counter] = counts.astype(np.uint32)
@@ -864,6 +1047,63 @@ def _copy_others(fin, fout, names: Sequence[str], skip: Sequence[str] = ()) -> N
             copy_object(fin, fout, name, cls)
 
 
+@dataclass
+class ChunkJets:
+    """A chunk's jets as the processor already holds them, so the chunk writer neither
+    reads the jet branches again nor encodes the same jets twice.
+
+    Attributes
+    ----------
+    counts
+        Jets per event (every jet of the chunk).
+    values
+        (n, len(variables)) jet values in the model's units (GeV), file order, all jets.
+    variables
+        The columns of ``values`` (the model's variables).
+    latents
+        The model's latents of ``values[kept]`` (float32, before any mantissa rounding).
+    kept
+        Which jets ``latents`` belong to (the processor's selected, in-domain jets).
+    """
+
+    counts: np.ndarray
+    values: np.ndarray
+    variables: list[str]
+    latents: np.ndarray | None = None
+    kept: np.ndarray | None = None
+
+    def columns(self, variables: Sequence[str], where: str) -> np.ndarray:
+        """``values`` for ``variables`` as float32, refusing non-finite jets (as compress)."""
+        missing = [v for v in variables if v not in self.variables]
+        if missing:
+            raise HepaeError(f"{where}: the processor's jets have no {missing}")
+        x = self.values[:, [self.variables.index(v) for v in variables]]
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise HepaeError(
+                f"{where}: {int(bad.sum())} jet(s) with non-finite {list(variables)} values; a "
+                f"lossy latent cannot store them (drop or fix those jets first)"
+            )
+        return np.ascontiguousarray(x, np.float32)
+
+    def encoder(self, encode: Callable[[np.ndarray], np.ndarray]):
+        """An encoder that returns the stored latents for the chunk's own jets and runs
+        ``encode`` only on the jets without them (or on any other input)."""
+        own = self.columns(self.variables, "chunk")
+
+        def call(x: np.ndarray) -> np.ndarray:
+            if self.latents is None or self.kept is None or not np.array_equal(x, own):
+                return encode(x)
+            z = np.empty((len(x), self.latents.shape[1]), np.float32)
+            z[self.kept] = self.latents
+            rest = ~self.kept
+            if rest.any():
+                z[rest] = encode(np.ascontiguousarray(x[rest]))
+            return z
+
+        return call
+
+
 def write_compressed_chunk(
     path: str,
     tree: str,
@@ -878,65 +1118,154 @@ def write_compressed_chunk(
     level: int | None = 5,
     model_ref: bool = False,
     device: str = "cpu",
+    codec: str | None = None,
+    precision: str | None = None,
+    source: Mapping[str, Any] | None = None,
+    jets: ChunkJets | None = None,
+    model: Any = None,
 ) -> tuple[int, int]:
     """Compress entries [start, stop) of one file's jet tree into its own output file (used
-    by the processor on any executor); the model is stored as plain weights (or, with
-    ``model_ref``, by name and SHA-256). Returns (events, jets)."""
+    by the processor on any executor), with the same record as :func:`compress`.
+
+    Parameters
+    ----------
+    codec, precision
+        As for :func:`compress` (``ae`` latents by default; the model is stored as plain
+        weights or, with ``model_ref``, by name and SHA-256).
+    source
+        `resolve_source` keyword arguments (from `detect_source`); default: ``tree`` and
+        ``collection``.
+    jets
+        The chunk's jets and latents as the processor has them: the jet branches are then
+        not read, and only jets without latents are encoded (jet-level models).
+    model
+        The loaded model to encode and decode with (default: rebuilt from its weights).
+
+    Returns (events, jets).
+    """
     import uproot
 
-    blob, meta = weights_from_model_file(model_bytes, "model")
-    module, _ = load_weights(blob, blob_sha256(blob), "model")
+    kw = dict(source) if source is not None else {"tree": tree, "collection": collection}
+    codec_given, codec = codec, choose_codec(codec, precision)
+    if kw.get("energy") and codec_given is None and codec != "ae":
+        codec = ENERGY_DEFAULT_CODEC
+    if precision is not None:
+        parse_precision(precision)
+    if latent_bits is not None and not 0 <= latent_bits <= 23:
+        raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
     device = resolve_device(device)
-    module = module.to(device)
-    variables = [v["name"] for v in meta["variables"]]
-    event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+    blob, meta, event_jets = b"", {}, None
+    variables = list(KINEMATICS)
+    if codec == "ae":
+        blob, meta = weights_from_model_file(model_bytes, "model")
+        if model is None:
+            model, _ = load_weights(blob, blob_sha256(blob), "model")
+            model = model.to(device)
+        variables = [v["name"] for v in meta["variables"]]
+        event_jets = int(meta["event_jets"]) if meta.get("level") == "event" else None
+        if precision is not None and event_jets is not None:
+            raise HepaeError("--precision with the autoencoder needs a jet-level model")
+    where = f"{path}[{start}:{stop}]"
+    variables, kw = energy_route(
+        kw, codec, variables, precision, where, event_level=event_jets is not None
+    )
+    # the processor's jets serve unless the mass is computed here (from E) or missing
+    reuse = (
+        jets is not None
+        and event_jets is None
+        and not kw.get("mass_from_energy")
+        and all(v in jets.variables for v in variables)
+    )
     f = _open(path)
     with f:
-        src = resolve_source(f, path, variables, tree=tree, collection=collection)
+        src = resolve_source(f, path, variables, **kw)
         t = _tree(f, path, src.tree)
-        plan = _plan(t, src, variables, int(meta["latent_dim"]), event_jets)
-        arrays = t.arrays(plan.read, entry_start=start, entry_stop=stop, library="ak")
-        where = f"{path}[{start}:{stop}]"
-        data, n = _compress_block(
-            arrays, module, plan, src, variables, latent_bits, event_jets, where, device
-        )
+        base = _plan(t, src, variables, int(meta.get("latent_dim", 0)), event_jets)
+        jet_cols = {src.branches[v] for v in _file_variables(src, variables)}
+        read = [b for b in base.read if b not in jet_cols] if reuse else base.read
+        arrays = t.arrays(read, entry_start=start, entry_stop=stop, library="ak")
         title = t.title
+    if reuse:
+        counts = np.asarray(jets.counts, np.int64)
+        if read and len(arrays) != len(counts):
+            raise HepaeError(f"{where}: {len(arrays)} events read, the processor had {len(counts)}")
+        x = jets.columns(variables, where)
+    else:
+        counts, x = None, None
+    payload = None
+    if precision is None and not reuse:
+        plan = base
+        data, n = _compress_block(
+            arrays, model, plan, src, variables, latent_bits, event_jets, where, device
+        )
+    elif precision is None:
+        plan = base
+        enc = jets.encoder(_transform(model.encode, device))
+        z = enc(x) if len(x) else np.zeros((0, int(meta["latent_dim"])), np.float32)
+        if latent_bits is not None:
+            z = truncate_mantissa(z, latent_bits)
+        names = _latent_names(src.collection if src.layout == "copy" else "Jet", z.shape[1], False)
+        data = {s.name: arrays[s.name] for s in plan.specs if s.name in arrays.fields}
+        if src.layout == "flat":
+            data[plan.counter] = counts.astype(np.uint32)
+        for i, name in enumerate(names):
+            data[name] = ak.unflatten(np.ascontiguousarray(z[:, i]), counts)
+        n = len(x)
+    else:
+        if not reuse:
+            counts, x = _jets(arrays, src, variables, where)
+            counts = ak.to_numpy(counts).astype(np.int64)
+        enc_fn = dec_fn = None
+        if codec == "ae":
+            enc_fn = _transform(model.encode, device)
+            enc_fn = jets.encoder(enc_fn) if reuse else enc_fn
+            dec_fn = _transform(model.decode, device)
+        payload = _encode_payload(
+            where,
+            codec,
+            x,
+            counts,
+            variables,
+            precision,
+            src.collection if src.layout == "copy" else "Jet",
+            base.counter,
+            encoder=enc_fn,
+            decoder=dec_fn,
+            latent_bits=latent_bits,
+        )
+        plan = _plan(t, src, variables, 0, None, payload.specs)
+        data, n = _codec_data(arrays, plan, src, payload, counts, 0, 0)
+    n_events = len(counts) if counts is not None else len(arrays)
     comp = _compression(compression, level, None)
+    out_tree = src.tree if src.layout == "copy" else "Events"
+    model_info = None
+    if codec == "ae":
+        model_info = _model_info("model", blob_sha256(model_bytes), blob, meta, model_ref)
+    info = _record(
+        model_info,
+        payload,
+        variables,
+        _layout_info(src, plan, out_tree, latent_bits),
+        n_events,
+        n,
+        comp,
+        [os.path.basename(path)],
+        entries=[start, stop],
+        copied=[],
+        not_copied=[],
+    )
     with (
         atomic_output(Path(output), overwrite=True) as tmp,
         uproot.recreate(tmp, compression=comp) as fout,
     ):
         register_streamers(fout)
-        out_tree = src.tree if src.layout == "copy" else "Events"
         wt = create_tree(fout, out_tree, plan.specs, title, 2)
         fill(fout, wt, plan.specs, data)
         finish_tree(fout, wt)
-        info = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "package_version": __version__,
-            "model": {
-                "storage": "reference" if model_ref else "embedded",
-                "name": "model",
-                "file_sha256": blob_sha256(model_bytes),
-                "weights_sha256": blob_sha256(blob),
-                "weights_bytes": len(blob),
-                **{k: meta.get(k) for k in ("level", "event_jets", "kind", "latent_dim")},
-                "variables": meta.get("variables"),
-            },
-            **_layout_info(src, plan, out_tree, latent_bits),
-            "events": len(arrays),
-            "jets": n,
-            "compression": _describe_compression(comp),
-            "inputs": [os.path.basename(path)],
-            "entries": [start, stop],
-            "copied": [],
-            "not_copied": [],
-        }
         fout[INFO_KEY] = json.dumps(info)
-        if not model_ref:
+        if codec == "ae" and not model_ref:
             _write_model(fout, blob)
-    return len(arrays), n
+    return n_events, n
 
 
 # --- decompress --------------------------------------------------------------------------
@@ -1121,6 +1450,8 @@ def decompress(
         dec = _transform(module.decode, device) if module is not None else None
         whole = decode_payload(codec_info, stored, all_counts, variables, decoder=dec)
         whole = from_model_units(whole.astype(np.float64), variables, src["units"])
+        if src.get("mass_from_energy"):
+            whole = energy_from_mass(whole, variables)
     try:
         with atomic_output(out, overwrite) as tmp, uproot.recreate(tmp, compression=comp) as fout:
             register_streamers(fout)
@@ -1128,6 +1459,8 @@ def decompress(
             for arrays in t.iterate(t.keys(), step_size=step_size, library="ak"):
                 if whole is None:
                     counts, rec = _decode_block(arrays, module, info, variables, device)
+                    if src.get("mass_from_energy"):  # E from the decoded pt, eta and mass
+                        rec = energy_from_mass(rec, variables)
                 else:
                     counts = ak.to_numpy(arrays[info["counter"]]).astype(np.int64)
                     rec = whole[jets : jets + int(counts.sum())]

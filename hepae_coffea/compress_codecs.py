@@ -18,7 +18,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .codecs import CODECS, circular_error, get_codec, parse_precision
+from .codecs import CODECS, Precision, circular_error, get_codec, parse_precision
 from .errors import HepaeError
 from .root_copy import BranchSpec
 
@@ -30,6 +30,7 @@ __all__ = [
     "decode_payload",
     "encode_payload",
     "max_errors",
+    "precision_for",
 ]
 
 #: what ``--codec`` accepts: the autoencoder and the array codecs
@@ -52,6 +53,16 @@ def choose_codec(codec: str | None, precision: str | None) -> str:
     if codec != "ae" and precision is None:
         raise HepaeError(f"codec {codec!r} needs a precision (e.g. --precision nanoaod)")
     return codec
+
+
+def precision_for(precision: str | Precision, variables: Sequence[str]) -> Precision:
+    """The SPEC's bounds, with E bounded as the mass when the SPEC names the mass but not E
+    (jets stored with E instead of mass, as ATLAS Open Data; the presets name the mass)."""
+    prec = parse_precision(precision)
+    if "E" in variables and "E" not in prec and "mass" in prec:
+        bounds = {**prec.bounds, "E": prec["mass"]}
+        return Precision(bounds, prec.spec)
+    return prec
 
 
 @dataclass
@@ -87,7 +98,7 @@ def encode_payload(
     ``codec`` 'ae' needs ``encoder`` and ``decoder`` (latents plus corrections, see
     `~hepae_coffea.codecs.bounded_ae`); the others compress (pt, eta, phi, mass).
     """
-    prec = parse_precision(precision)
+    prec = precision_for(precision, variables)
     counts = np.asarray(counts, np.int64)
     columns = {v: np.ascontiguousarray(x[:, i]) for i, v in enumerate(variables)}
     if codec == "ae":

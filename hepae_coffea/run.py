@@ -443,6 +443,8 @@ def run(
     fmt: str | None = None,
     units: str | None = None,
     device: str = "cpu",
+    codec: str | None = None,
+    precision: str | None = None,
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -470,8 +472,9 @@ def run(
         Passed to :class:`~hepae_coffea.processors.compression.JetCompressionProcessor`.
     status : bool
         Show coffea's progress bar.
-    compress_dir, latent_bits
-        Also write the compressed events chunk by chunk (see the processor).
+    compress_dir, latent_bits, codec, precision
+        Also write the compressed events chunk by chunk (see the processor), with the
+        codec and precision SPEC of ``hepae compress``; each file's format is detected.
     device : {"auto", "cpu", "cuda"}
         Where each worker runs the model (``auto``: cuda when the worker has a GPU).
     """
@@ -488,8 +491,16 @@ def run(
             raise ValueError(f"{name} must be >= {least}, got {value}")
     if maxchunks is not None and maxchunks < 1:
         raise ValueError(f"maxchunks must be >= 1 or None, got {maxchunks}")
-    if latent_bits is not None and compress_dir is None:
-        raise ValueError("latent_bits needs compress_dir (it applies to the compressed files)")
+    for name, value in (("latent_bits", latent_bits), ("codec", codec), ("precision", precision)):
+        if value is not None and compress_dir is None:
+            raise ValueError(f"{name} needs compress_dir (it applies to the compressed files)")
+    if compress_dir is not None:
+        from .codecs import parse_precision
+        from .compress_codecs import choose_codec
+
+        choose_codec(codec, precision)  # an unknown codec fails before anything is read
+        if precision is not None:
+            parse_precision(precision)  # a bad SPEC fails before anything is read
     threads = None if executor == "iterative" else 1
     proc = JetCompressionProcessor(
         model,
@@ -501,11 +512,15 @@ def run(
         compress_dir=compress_dir,
         latent_bits=latent_bits,
         device=device,
+        codec=codec,
+        precision=precision,
     )
     wanted = [proc.fields.get(v, v) for v in proc.variables]
     fs, skipped, formats = _validate(
         build_fileset(fileset), collection, wanted, skip_bad_files, fmt, units
     )
+    if compress_dir is not None:
+        proc.sources = _chunk_sources(formats, proc, collection, fmt, units)
     first = next(iter(formats.values()))
     proc.collection = first.collection
     proc.units = first.units
@@ -555,6 +570,31 @@ def run(
                 raise InputFileError("input files failed again while being read")
         seconds = time.perf_counter() - t0
     return RunResult(dict(output), seconds, executor, schema, skipped, formats)
+
+
+def _chunk_sources(
+    formats: Mapping[str, JetFormat],
+    proc: Any,
+    collection: str | None,
+    fmt: str | None,
+    units: str | None,
+) -> dict[str, dict[str, Any]]:
+    """Where each file's jets are for the compressed chunks, detected once here (one line
+    each, as ``hepae compress`` prints); ``--field`` names replace the format's branches."""
+    from .compress import detect_source
+    from .compress_codecs import KINEMATICS
+
+    variables = proc.variables if proc.codec in (None, "ae") else list(KINEMATICS)
+    out = {}
+    for path, found in formats.items():
+        kw, _ = detect_source(
+            path, variables, fmt=fmt, units=units, collection=collection, tree=found.tree
+        )
+        if proc.fields and "branches" in kw:
+            for v, name in proc.fields.items():
+                kw["branches"][v] = found.prefix + name
+        out[path] = kw
+    return out
 
 
 def _run_runner(

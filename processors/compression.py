@@ -83,6 +83,9 @@ class ChunkResult:
     n_beyond: int = 0  # event-level models: selected jets after the leading J (not compressed)
     out_of_domain: dict[str, int] | None = None  # selected jets not decoded, per reason
     units: str = "GeV"  # energy unit of original/reconstructed (the model's)
+    values: np.ndarray | None = None  # every jet of the chunk (model units), jet-level models
+    kept: np.ndarray | None = None  # which of ``values`` were encoded (rows of ``latent``)
+    jet_counts: np.ndarray | None = None  # every jet per event
 
     def unflatten(self, values: np.ndarray) -> ak.Array:
         """Map per-jet ``values`` back onto the event structure."""
@@ -249,6 +252,9 @@ def compress_decompress_chunk(
         n_beyond,
         out_of_domain,
         m_units,
+        values if event_jets is None else None,
+        keep if event_jets is None else None,
+        counts_all,
     )
 
 
@@ -297,11 +303,19 @@ class JetCompressionProcessor(processor.ProcessorABC):
     units : {"GeV", "MeV"}, optional
         Energy unit of the input files (GeV when omitted); converted to the model's.
     compress_dir : path, optional
-        Also write each chunk's events, jets replaced by latents, as a ROOT file
+        Also write each chunk's events, jets compressed, as a ROOT file
         ``compress_dir/<dataset>/<file>_<hash>_<start>_<stop>.root`` (see
-        :func:`compressed_chunk_name`; as ``hepae compress`` does,
-        with ``latent_bits``, ``compression`` and ``level``); the output lists them under
-        ``"compressed"``. The directory must be reachable from every worker.
+        :func:`compressed_chunk_name`; as ``hepae compress`` does, with ``codec``,
+        ``precision``, ``latent_bits``, ``compression`` and ``level``); the output lists
+        them under ``"compressed"``. The chunk's latents computed here are reused (only
+        jets outside the selection or the model's domain are encoded again, and the jet
+        branches are not read again; event-level models encode in the writer). The
+        directory must be reachable from every worker.
+    codec, precision : str, optional
+        The codec and precision SPEC of the compressed chunks (see ``hepae compress``).
+    sources : mapping, optional
+        ``{file path: resolve_source keyword arguments}`` from the format detection
+        (`hepae_coffea.compress.detect_source`); files not in it are detected on the worker.
     device : {"auto", "cpu", "cuda"}
         Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
@@ -321,6 +335,9 @@ class JetCompressionProcessor(processor.ProcessorABC):
         level: int = 5,
         units: str | None = None,
         device: str = "cpu",
+        codec: str | None = None,
+        precision: str | None = None,
+        sources: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if device.split(":", 1)[0] not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
@@ -356,6 +373,9 @@ class JetCompressionProcessor(processor.ProcessorABC):
         self.latent_bits = latent_bits
         self.compression = compression
         self.level = level
+        self.codec = codec
+        self.precision = precision
+        self.sources = {k: dict(v) for k, v in (sources or {}).items()}
 
     def check_variables(self, requested: Sequence[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
@@ -401,29 +421,49 @@ class JetCompressionProcessor(processor.ProcessorABC):
         c["model_loads"] = int(res.model_loaded)
         c["jets_beyond_event_jets"] = res.n_beyond
         if self.compress_dir is not None:
-            out["compressed"] = self._write_chunk(meta, dataset)
+            out["compressed"] = self._write_chunk(meta, dataset, res)
         return {dataset: out}
 
-    def _write_chunk(self, meta: Mapping[str, Any], dataset: str) -> dict[str, Any]:
-        from hepae_coffea.compress import write_compressed_chunk
+    def _source(self, path: str, tree: str) -> dict[str, Any]:
+        """Where the jets are in ``path`` (from run's format detection, else detected)."""
+        from hepae_coffea.compress import detect_source
+
+        found = getattr(self, "sources", {}).get(path)
+        if found is not None:
+            return dict(found)
+        codec = getattr(self, "codec", None)
+        variables = self.variables if codec in (None, "ae") else ["pt", "eta", "phi", "mass"]
+        return detect_source(path, variables, units=self.units, tree=tree)[0]
+
+    def _write_chunk(self, meta: Mapping[str, Any], dataset: str, res: ChunkResult) -> dict:
+        from hepae_coffea.compress import ChunkJets, write_compressed_chunk
 
         src = meta["filename"]
+        tree = meta.get("treename", "Events")
         start, stop = int(meta["entrystart"]), int(meta["entrystop"])
         out = Path(self.compress_dir) / compressed_chunk_name(dataset, src, start, stop)
-        events, jets = write_compressed_chunk(
+        jets = None
+        if res.values is not None and res.jet_counts is not None:
+            jets = ChunkJets(res.jet_counts, res.values, self.variables, res.latent, res.kept)
+        device = resolve_device(getattr(self, "device", "cpu"))
+        events, n = write_compressed_chunk(
             src,
-            meta.get("treename", "Events"),
+            tree,
             start,
             stop,
             out,
             self.model_bytes,
             latent_bits=self.latent_bits,
-            collection=self.collection,
             compression=self.compression,
             level=self.level,
-            device=getattr(self, "device", "cpu"),
+            device=device,
+            codec=getattr(self, "codec", None),
+            precision=getattr(self, "precision", None),
+            source=self._source(src, tree),
+            jets=jets,
+            model=get_model(self.model_bytes, self.sha256, device)[0],
         )
-        return {"files": [str(out)], "events": events, "jets": jets}
+        return {"files": [str(out)], "events": events, "jets": n}
 
     def _fill(self, out: dict[str, Any], res: ChunkResult) -> None:
         # histograms and residuals in GeV, whatever the model's units

@@ -140,30 +140,6 @@ def test_format_detected_and_printed(source, tmp_path, capsys):
     assert info["source"]["branches"]["mass"] == "Jet_mass"
 
 
-def test_opendata2020_energy_refused(tmp_path, capsys):
-    """Open Data 2020 ntuples store E, not mass: refused with the format named."""
-    counts, jets = make_jets(20, seed=5)
-    arr = {k: ak.unflatten(np.asarray(v, np.float32) * 1e3, counts) for k, v in jets.items()}
-    data = {
-        "runNumber": np.ones(len(counts), np.int32),
-        "eventNumber": np.arange(len(counts), dtype=np.int32),
-        "jet_n": counts.astype(np.uint32),
-        "jet_pt": arr["pt"],
-        "jet_eta": arr["eta"],
-        "jet_phi": arr["phi"],
-        "jet_E": arr["pt"] * 2,
-    }
-    path = tmp_path / "mini.root"
-    with uproot.recreate(path) as f:
-        f["mini"] = data
-    code = main(["compress", str(path), "-o", str(tmp_path / "o.root"), "--precision", "nanoaod"])
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert "ATLAS Open Data 13 TeV (2020)" in err
-    assert "pt/eta/phi/mass" in err
-    assert len(err.splitlines()) == 1
-
-
 def test_physlite_quantize_within_bound_in_mev(tmp_path):
     """PHYSLITE (MeV, written flat): decoded in the file's units, every value in bound."""
     src = DATA / "PHYSLITE_example.root"
