@@ -24,10 +24,12 @@ from .root_copy import BranchSpec
 
 __all__ = [
     "CODEC_CHOICES",
+    "ENTROPY_MIN_JETS",
     "KINEMATICS",
     "CodecPayload",
     "choose_codec",
     "decode_payload",
+    "default_codec",
     "encode_payload",
     "max_errors",
 ]
@@ -40,13 +42,28 @@ KINEMATICS = ("pt", "eta", "phi", "mass")
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
-def choose_codec(codec: str | None, precision: str | None) -> str:
-    """The codec used: ``ae`` without a precision, ``entropy`` with one, unless given.
+#: fewest jets for which ``entropy`` is the default: below, the model it embeds (about
+#: 2 kB) outweighs what it saves over ``pcodec`` (see benchmarks/README.md, the codec race)
+ENTROPY_MIN_JETS = 10_000
 
+
+def default_codec(n_jets: int | None = None) -> str:
+    """The codec the race crowns for (pt, eta, phi, mass) with a precision.
+
+    ``entropy`` (smallest once its embedded model is amortised) for ``n_jets`` of at
+    least `ENTROPY_MIN_JETS` or unknown, ``pcodec`` for fewer jets.
+    """
+    return "pcodec" if n_jets is not None and n_jets < ENTROPY_MIN_JETS else "entropy"
+
+
+def choose_codec(codec: str | None, precision: str | None, n_jets: int | None = None) -> str:
+    """The codec used: ``ae`` without a precision, `default_codec` with one, unless given.
+
+    ``n_jets`` (the jets to compress, when known) picks between ``entropy`` and ``pcodec``.
     Raises `HepaeError` for an unknown codec or an array codec without a precision.
     """
     if codec is None:
-        return "entropy" if precision is not None else "ae"
+        return default_codec(n_jets) if precision is not None else "ae"
     if codec not in CODEC_CHOICES:
         raise HepaeError(f"unknown codec {codec!r}; choose from {', '.join(CODEC_CHOICES)}")
     if codec != "ae" and precision is None:
