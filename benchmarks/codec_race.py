@@ -631,6 +631,10 @@ def run_method(m: Method, counts, cols, tmp: str, args, settings) -> dict:
 def read_sample(path: str) -> tuple[np.ndarray, dict]:
     with uproot.open(path) as f:
         t = f["Events"]
+        have = set(t.keys())
+        missing = [f"Jet_{v}" for v in VARS if f"Jet_{v}" not in have]
+        if missing:
+            raise KeyError(", ".join(missing))
         arr = t.arrays(["nJet", *[f"Jet_{v}" for v in VARS]], library="ak")
     counts = ak.to_numpy(arr["nJet"]).astype(np.int64)
     cols = {
@@ -968,8 +972,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             counts, cols = read_sample(path)
         except KeyError as err:  # e.g. a NanoAOD file without Jet_width in the 13-variable race
-            result["skipped_samples"][sname] = f"{path}: lacks {err}"
-            print(f"skipping sample {sname}: {path} lacks {err}", flush=True)
+            result["skipped_samples"][sname] = f"{path} has no {err.args[0]}"
+            print(f"skipping sample {sname}: {path} has no {err.args[0]}", flush=True)
             continue
         result["samples"][sname] = {"path": path, "events": len(counts), "jets": int(counts.sum())}
         for m in methods:
