@@ -872,9 +872,10 @@ def figure(result: dict, sample: str, path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
     fams = sorted({r["family"] for r in rows})
     markers = "osD^v<>pPX*h"
+    nf = sum(v not in INT_VARS for v in VARS)
     for ax, key, lab in (
-        (axes[0], "max", "max error (geom. mean of 4 variables)"),
-        (axes[1], "sigma68", r"$\sigma_{68}$ (geom. mean of 4 variables)"),
+        (axes[0], "max", f"max error (geom. mean of {nf} variables)"),
+        (axes[1], "sigma68", rf"$\sigma_{{68}}$ (geom. mean of {nf} variables)"),
     ):
         for i, fam in enumerate(fams):
             pts = sorted(
