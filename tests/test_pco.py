@@ -166,3 +166,22 @@ def test_eight_bit_codes_are_range_checked():
     assert out["k"].tolist() == [1, 255, 0]
     with pytest.raises(CodecError, match="not integers"):
         pco.encode_integers({"k": np.ones(3, np.float32)}, counts)
+
+
+def test_entropy_codes_the_other_columns_with_pcodec():
+    pytest.importorskip("constriction")
+    from hepae_coffea.codecs import entropy
+
+    counts, cols = columns(200, seed=6)
+    cols["mass"] = np.abs(cols["mass"])
+    enc = entropy.encode(cols, counts, NANO)
+    assert set(enc.branches) == {"codes", "p_bytes"}
+    assert enc.entry_sizes["p_bytes"].sum() == len(enc.branches["p_bytes"])
+    out = entropy.decode(enc.branches, counts, json.loads(json.dumps(enc.info)))
+    others = {v: cols[v] for v in ("chHEF", "width", "nConstituents", "nCharged")}
+    ref = pco.encode(others, counts, NANO, block_events=enc.info["block_events"])
+    np.testing.assert_array_equal(enc.branches["p_bytes"], ref.branches["bytes"])
+    ref_out = pco.decode(ref.branches, counts, ref.info)
+    for v in others:
+        np.testing.assert_array_equal(out[v], ref_out[v])
+    assert max_error("width", "rel", cols["width"], out["width"]) <= 2.0**-11
