@@ -657,7 +657,18 @@ def provenance() -> dict:
 
     return {
         "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # uncommitted changes to tracked files other than the race's own outputs
+        "dirty": bool(
+            git(
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)benchmarks/results",
+                ":(exclude)benchmarks/*.png",
+            )
+        ),
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": platform.node(),
         "cpus": os.cpu_count(),

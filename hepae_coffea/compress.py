@@ -647,7 +647,7 @@ def compress(
         counter = _plan(trees[0], src, variables, 0, None).counter
         all_counts, x = _read_jets(trees, paths, src, variables, step_size)
         if requested is None:  # the default depends on the number of jets
-            codec = choose_codec(None, precision, n_jets=len(x))
+            codec = choose_codec(None, precision, n_jets=len(x), variables=variables)
         enc_fn = dec_fn = None
         if module is not None:
             enc_fn, dec_fn = _transform(module.encode, device), _transform(module.decode, device)

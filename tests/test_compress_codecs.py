@@ -12,7 +12,7 @@ import uproot
 
 from hepae_coffea.cli import main
 from hepae_coffea.compress import compress, decompress, read_compression_info
-from hepae_coffea.compress_codecs import ENTROPY_MIN_JETS, choose_codec
+from hepae_coffea.compress_codecs import ENTROPY_MIN_JETS, ENTROPY_MIN_JETS_MANY, choose_codec
 from hepae_coffea.errors import HepaeError
 
 from .conftest import make_jets, write_nanoaod
@@ -95,6 +95,10 @@ def test_default_codec(source, tmp_path):
     assert choose_codec(None, "nanoaod") == "entropy"  # number of jets unknown
     assert choose_codec(None, None, n_jets=10) == "ae"
     assert choose_codec("quantize", "nanoaod", n_jets=10**6) == "quantize"
+    many = ["pt", "eta", "phi", "mass", "chHEF"]  # other columns: a later break-even
+    assert ENTROPY_MIN_JETS_MANY > ENTROPY_MIN_JETS
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS, variables=many) == "pcodec"
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS_MANY, variables=many) == "entropy"
     compress(source, tmp_path / "a.root", allow_larger=True)
     info, _ = read_compression_info(tmp_path / "a.root")
     assert info["codec"]["name"] == "ae"
