@@ -18,16 +18,18 @@ The model (`EntropyModel`) is a set of histograms in physical coordinates, one p
 context, stored as plain data: no code. Each weight is a power of sqrt(2) (a *level*,
 ``weight = round(2 ** (level / 2))``, probabilities within 19 %, a few thousandths of a
 bit per symbol); a stream's levels are stored row by row as differences to the previous
-bin (int8), LZMA-compressed (raw LZMA2, 64 KiB dictionary) and base64-encoded in the JSON
-(``"levels"``). Weights off that grid are stored as a JSON list (``"weights"``). A value falls into a histogram
-bin (coded with the bin's probability) and its position inside the bin is coded
+bin (int8), LZMA-compressed (raw LZMA2, 64 KiB dictionary) and base64-encoded in the
+JSON (``"levels"``). Weights off that grid are stored as a JSON list (``"weights"``).
+A value falls into a histogram bin (coded with the bin's probability) and its position
+inside the bin is coded
 uniformly; values outside the histogram's range go through an escape symbol and 32 raw
 bits. Because the bins live in physical coordinates, one model serves every precision.
 Decoding reproduces the quantised integers exactly.
 
 Other columns (beyond pt, eta, phi, mass) are stored with the ``pcodec`` codec (`pco`):
 floats quantised as by `quantize`, integers unchanged, both coded losslessly with pcodec
-(branches ``p_<name>``, one chunk per block).
+(branch ``p_bytes``, one chunk per column and block). Payloads written before that hold
+them as the quantiser's integers (branches ``q_<name>``); they still decode.
 """
 
 from __future__ import annotations
