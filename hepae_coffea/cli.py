@@ -724,7 +724,7 @@ def _add_compress(sub) -> None:
         "meets it); truncate: mantissa bits; quantize: integers in (log pt, eta, phi, "
         "log mass); pcodec: those integers coded with pcodec; entropy: those integers "
         "range-coded with a model fitted on the file's jets and embedded (about 2 kB). "
-        "Default: ae without --precision; with it entropy for 10000 jets or more, pcodec "
+        "Default: ae without --precision; with it entropy for 15000 jets or more, pcodec "
         "(smaller there) for fewer",
     )
     c.add_argument(

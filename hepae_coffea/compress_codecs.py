@@ -44,11 +44,11 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 
 #: fewest jets for which ``entropy`` is the default on (pt, eta, phi, mass): below, the
-#: model it embeds (about 2 kB) outweighs what it saves over ``pcodec`` (the codec race in
-#: benchmarks/README.md: break-even at 5,000-8,500 jets at every preset)
-ENTROPY_MIN_JETS = 10_000
+#: model it embeds (about 2.2 kB) outweighs what it saves over ``pcodec`` (the codec race
+#: in benchmarks/README.md: break-even at 5,900-14,300 jets, by sample and preset)
+ENTROPY_MIN_JETS = 15_000
 #: the same for larger variable sets, whose other columns both codecs store with pcodec
-#: (break-even at 14,000-29,000 jets on the 13-variable set)
+#: (break-even at 7,100-29,300 jets on the 13-variable set)
 ENTROPY_MIN_JETS_MANY = 30_000
 
 
