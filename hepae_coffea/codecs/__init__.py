@@ -11,7 +11,7 @@ as ROOT branches and a plain JSON-able ``info`` dict (no code, no pickles).
 
 - ``truncate``: round-to-nearest mantissa truncation (float32 branches);
 - ``quantize``: uniform quantiser in (log pt, eta, phi, log mass), integer branches;
-- ``pcodec``: the quantiser's integers coded losslessly with pcodec, byte branches;
+- ``pcodec``: the quantiser's integers coded losslessly with pcodec, one byte branch;
 - ``entropy``: the quantiser's integers range-coded with a learned, context-conditioned
   probability model (extra ``codecs``: ``constriction``); other columns as ``pcodec``.
 
