@@ -10,7 +10,18 @@ Usage::
         --out benchmarks/results/codec_race.json --table benchmarks/results/codec_race.md \
         --figure benchmarks/codec_race.png
 
-For each sample and method the jets' (pt, eta, phi, mass) are encoded, written with
+With ``--variables all13`` the 13-variable set (kinematics, constituent counts, energy
+fractions, width, ptD) is raced instead: integer columns are stored unchanged (pcodec
+codes them losslessly where it is the method), samples lacking a variable are skipped
+and noted, and the autoencoder is left out (it encodes the 4 kinematics only).
+
+Methods: truncation, float16, ``quantize``, ``pcodec`` (the codec: quantiser integers
+coded with pcodec), ``truncate+pcodec``, ``entropy`` (model trained on ``--train``),
+SZ3 (``pysz``), ZFP (``zfpy``) and fpzip per column in the coordinate of its bound, and
+the autoencoder (float32 and 16-bit latents, with and without corrections; its file's
+SHA-256 goes into the provenance).
+
+For each sample and method the jets' variables are encoded, written with
 uproot to a ROOT file (tree ``Events``: ``nJet`` plus the method's jagged per-jet branches,
 or per-event branches for the entropy coder's words, one ``extend`` per ``--block``
 events) once per ROOT algorithm and level (ZLIB 1/6/9, LZMA 1/6/9, LZ4 1/9, ZSTD 1/5/9 for
@@ -197,34 +208,41 @@ def _blob(p: Payload, k: str) -> bytes:
     return p.event[k][0].tobytes()
 
 
-def _log_coords(cols: dict) -> dict:
-    return {
-        "pt": np.log(cols["pt"].astype(np.float64)),
-        "eta": cols["eta"].astype(np.float64),
-        "phi": cols["phi"].astype(np.float64),
-        "mass": np.log(np.maximum(cols["mass"].astype(np.float64), 1e-30)),
-    }
-
-
-def _from_log(t: dict) -> dict:
-    phi = np.asarray(t["phi"], np.float64)
-    phi = (phi + math.pi) % (2 * math.pi) - math.pi
-    return {
-        "pt": np.exp(t["pt"]).astype(np.float32),
-        "eta": np.asarray(t["eta"]).astype(np.float32),
-        "phi": np.where(phi == -math.pi, math.pi, phi).astype(np.float32),
-        "mass": np.exp(t["mass"]).astype(np.float32),
-    }
-
-
-def _tolerances(spec: str) -> dict:
-    """Absolute tolerances in (log pt, eta, phi, log m) that meet the spec's max errors."""
+def _grids(spec: str) -> dict:
+    """The quantiser's grid of every float variable (its coordinate and bound)."""
     from hepae_coffea.codecs.quantize import make_grid
 
     prec = parse_precision(spec)
+    return {v: make_grid(v, prec[v], None) for v in VARS if v not in INT_VARS}
+
+
+def _log_coords(cols: dict, grids: dict) -> dict:
+    """float64 columns in the coordinate of their bound: log|x| (relative), x, phi."""
     out = {}
-    for v in VARS:
-        g = make_grid(v, prec[v], None)
+    for v, g in grids.items():
+        x = cols[v].astype(np.float64)
+        out[v] = np.log(np.maximum(np.abs(x), 1e-30)) if g.coord == "log" else x
+    return out
+
+
+def _from_log(t: dict, grids: dict) -> dict:
+    out = {}
+    for v, g in grids.items():
+        x = np.asarray(t[v], np.float64)
+        if g.coord == "log":
+            out[v] = np.exp(x).astype(np.float32)
+        elif g.coord == "angle":
+            phi = (x + math.pi) % (2 * math.pi) - math.pi
+            out[v] = np.where(phi == -math.pi, math.pi, phi).astype(np.float32)
+        else:
+            out[v] = x.astype(np.float32)
+    return out
+
+
+def _tolerances(spec: str) -> dict:
+    """Absolute tolerances in each variable's coordinate that meet the spec's max errors."""
+    out = {}
+    for v, g in _grids(spec).items():
         # room for the float32 rounding of the output (as the quantiser leaves)
         if g.coord == "log":
             out[v] = math.log1p(g.max_error - 2.0**-22)
@@ -233,78 +251,96 @@ def _tolerances(spec: str) -> dict:
     return out
 
 
+def _with_ints(p: Payload, cols: dict) -> Payload:
+    """Integer columns stored unchanged as per-jet branches (ROOT compresses them)."""
+    for v in VARS:
+        if v in INT_VARS:
+            p.jet[v] = cols[v].copy()
+    return p
+
+
+def _ints(p: Payload) -> dict:
+    return {v: p.jet[v] for v in VARS if v in INT_VARS}
+
+
 def sz3_method(spec: str) -> Method:
     from pysz import sz, szConfig, szErrorBoundMode
 
-    tol = _tolerances(spec)
+    label, spec = spec, full_spec(spec)
+    tol, grids = _tolerances(spec), _grids(spec)
 
     def enc(counts, cols):
-        t = _log_coords(cols)
+        t = _log_coords(cols, grids)
         blobs = {}
-        for v in VARS:
+        for v in grids:
             c = szConfig()
             c.errorBoundMode = szErrorBoundMode.ABS
             c.absErrorBound = tol[v]
             blobs[v] = sz.compress(np.ascontiguousarray(t[v]), c)[0].tobytes()
-        return _blob_payload(blobs, len(counts))
+        return _with_ints(_blob_payload(blobs, len(counts)), cols)
 
     def dec(counts, p):
         n = int(counts.sum())
-        return _from_log({v: sz.decompress(p.event[v][0], np.float64, (n,))[0] for v in VARS})
+        t = {v: sz.decompress(p.event[v][0], np.float64, (n,))[0] for v in grids}
+        return {**_from_log(t, grids), **_ints(p)}
 
-    return Method(f"sz3 {spec}", "sz3", spec, enc, dec, params={"tolerances": tol})
+    return Method(f"sz3 {label}", "sz3", label, enc, dec, params={"spec": spec, "tolerances": tol})
 
 
 def zfp_method(spec: str) -> Method:
     import zfpy
 
-    tol = _tolerances(spec)
+    label, spec = spec, full_spec(spec)
+    tol, grids = _tolerances(spec), _grids(spec)
 
     def enc(counts, cols):
-        t = _log_coords(cols)
-        return _blob_payload(
-            {v: zfpy.compress_numpy(np.ascontiguousarray(t[v]), tolerance=tol[v]) for v in VARS},
-            len(counts),
-        )
+        t = _log_coords(cols, grids)
+        blobs = {
+            v: zfpy.compress_numpy(np.ascontiguousarray(t[v]), tolerance=tol[v]) for v in grids
+        }
+        return _with_ints(_blob_payload(blobs, len(counts)), cols)
 
     def dec(counts, p):
-        return _from_log({v: zfpy.decompress_numpy(_blob(p, v)) for v in VARS})
+        t = {v: zfpy.decompress_numpy(_blob(p, v)) for v in grids}
+        return {**_from_log(t, grids), **_ints(p)}
 
-    return Method(f"zfp {spec}", "zfp", spec, enc, dec, params={"tolerances": tol})
+    return Method(f"zfp {label}", "zfp", label, enc, dec, params={"spec": spec, "tolerances": tol})
 
 
 def fpzip_method(spec: str) -> Method:
-    """fpzip on float32 columns keeping enough bits for the spec's relative error."""
+    """fpzip on float32 columns keeping enough bits for the spec's bounds."""
     import fpzip
 
     from hepae_coffea.codecs.precision import bits_for_abs_error, bits_for_rel_error
 
-    prec = parse_precision(spec)
+    label, spec = spec, full_spec(spec)
+    prec, grids = parse_precision(spec), _grids(spec)
+    #: largest |value| of the absolute-bound variables (eta, phi, energy fractions)
+    span = {"eta": 4.7, "phi": math.pi}
     keep = {}
-    for v in VARS:
+    for v in grids:
         b = prec[v]
         if b.kind == "bits":
             n = int(b.value)
         elif b.kind == "rel":
             n = bits_for_rel_error(b.value)
         else:
-            n = bits_for_abs_error(b.value, 4.7 if v == "eta" else math.pi)
+            n = bits_for_abs_error(b.value, span.get(v, 1.0))
         keep[v] = min(32, 9 + n + 1)  # fpzip truncates: one more bit than rounding needs
 
     def enc(counts, cols):
-        return _blob_payload(
-            {v: fpzip.compress(np.ascontiguousarray(cols[v]), precision=keep[v]) for v in VARS},
-            len(counts),
-        )
+        blobs = {v: fpzip.compress(np.ascontiguousarray(cols[v]), precision=keep[v]) for v in grids}
+        return _with_ints(_blob_payload(blobs, len(counts)), cols)
 
     def dec(counts, p):
-        out = {v: np.asarray(fpzip.decompress(_blob(p, v))).reshape(-1) for v in VARS}
-        out["phi"] = _from_log(
-            {"pt": np.zeros(1), "eta": np.zeros(1), "phi": out["phi"], "mass": np.zeros(1)}
-        )["phi"]
-        return out
+        out = {v: np.asarray(fpzip.decompress(_blob(p, v))).reshape(-1) for v in grids}
+        if "phi" in out:
+            out["phi"] = _from_log({"phi": out["phi"]}, {"phi": grids["phi"]})["phi"]
+        return {**out, **_ints(p)}
 
-    return Method(f"fpzip {spec}", "fpzip", spec, enc, dec, params={"precision_bits": keep})
+    return Method(
+        f"fpzip {label}", "fpzip", label, enc, dec, params={"spec": spec, "precision_bits": keep}
+    )
 
 
 def _pco_input(x: np.ndarray) -> np.ndarray:
@@ -315,7 +351,7 @@ def _pco_input(x: np.ndarray) -> np.ndarray:
 
 
 def pcodec_method(codec: str, spec: str) -> Method:
-    """pcodec (lossless) on the truncated floats or on the quantiser's integers."""
+    """pcodec (lossless) on the truncated floats (``truncate+pcodec``)."""
     from pcodec import ChunkConfig, standalone
 
     mod = get_codec(codec)
@@ -356,7 +392,13 @@ class AE:
         self.loaded = load_model(self.path, variables=list(VARS))
         self.module = self.loaded.module
         self.model_b64 = base64.b64encode(Path(self.path).read_bytes())
-        self.ref = {"path": self.path, "sha256": self.loaded.sha256}
+        import hashlib
+
+        self.ref = {
+            "path": self.path,
+            "sha256": self.loaded.sha256,
+            "file_sha256": hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
+        }
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
@@ -589,6 +631,10 @@ def run_method(m: Method, counts, cols, tmp: str, args, settings) -> dict:
 def read_sample(path: str) -> tuple[np.ndarray, dict]:
     with uproot.open(path) as f:
         t = f["Events"]
+        have = set(t.keys())
+        missing = [f"Jet_{v}" for v in VARS if f"Jet_{v}" not in have]
+        if missing:
+            raise KeyError(", ".join(missing))
         arr = t.arrays(["nJet", *[f"Jet_{v}" for v in VARS]], library="ak")
     counts = ak.to_numpy(arr["nJet"]).astype(np.int64)
     cols = {
@@ -611,7 +657,18 @@ def provenance() -> dict:
 
     return {
         "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # uncommitted changes to tracked files other than the race's own outputs
+        "dirty": bool(
+            git(
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)benchmarks/results",
+                ":(exclude)benchmarks/*.png",
+            )
+        ),
         "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": platform.node(),
         "cpus": os.cpu_count(),
@@ -634,19 +691,19 @@ def methods_for(model: EntropyModel, args) -> list[Method]:
     for spec in specs:
         out.append(codec_method("truncate", spec))
         out.append(codec_method("quantize", spec))
+        if spec not in PRESETS:  # the presets' pcodec rows come below
+            out.append(codec_method("pcodec", spec))
         out.append(codec_method("entropy", spec, model=model, embed_model=True))
     many = VARS != KINEMATICS
     for spec in PRESETS:
-        # sz3 / zfp / fpzip work in the kinematics' log and angle coordinates only
-        for fn in () if many else (sz3_method, zfp_method, fpzip_method):
+        # sz3 / zfp / fpzip work per column in the coordinate of its bound (log for
+        # relative bounds); integer columns are stored unchanged
+        for fn in (sz3_method, zfp_method, fpzip_method):
             try:
                 out.append(fn(spec))
             except ImportError as err:
                 print(f"skipping {fn.__name__}: {err}", flush=True)
-        try:
-            out += [pcodec_method("truncate", spec), pcodec_method("quantize", spec)]
-        except ImportError as err:
-            print(f"skipping pcodec: {err}", flush=True)
+        out += [pcodec_method("truncate", spec), codec_method("pcodec", spec)]
     if args.ae and not many:  # the shipped model encodes the four kinematics only
         ae = AE(args.model)
         out += [ae_method(ae, None, None), ae_method(ae, 16, None)]
@@ -748,6 +805,29 @@ def table(result: dict) -> str:
                 if s in ent and s in trunc
             )
             out.append(f"entropy / truncation ({spec}), by reference (embedded): {ratio}\n")
+    if VARS != KINEMATICS:
+        out.append(
+            "The autoencoder is not in this race: the shipped model maps the 4 kinematics to "
+            "3 latents and has no encoding of the other columns.\n"
+        )
+    for sname, why in result.get("skipped_samples", {}).items():
+        out.append(f"Sample {sname} not raced: {why}.\n")
+    ae = result["provenance"].get("ae_model")
+    if ae:
+        out.append(
+            "AE model: "
+            + "; ".join(
+                f"{Path(a['path']).name} (file sha256 {a.get('file_sha256', '?')[:16]}…)"
+                for a in ae
+            )
+            + "\n"
+        )
+    em = result.get("entropy_model")
+    if em:
+        out.append(
+            f"Entropy model: {em['json_bytes']} B as JSON (sha256 {em.get('sha256', '?')[:16]}…), "
+            f"trained on {em['train_jets']} jets; embedded it adds its ROOT-compressed bytes.\n"
+        )
     out.append("#### Errors (first sample), max and sigma68 per variable\n")
     out.append(
         "| method | " + " | ".join(f"{v} {'rel' if v in REL_VARS else 'abs'}" for v in VARS) + " |"
@@ -803,9 +883,10 @@ def figure(result: dict, sample: str, path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
     fams = sorted({r["family"] for r in rows})
     markers = "osD^v<>pPX*h"
+    nf = sum(v not in INT_VARS for v in VARS)
     for ax, key, lab in (
-        (axes[0], "max", "max error (geom. mean of 4 variables)"),
-        (axes[1], "sigma68", r"$\sigma_{68}$ (geom. mean of 4 variables)"),
+        (axes[0], "max", f"max error (geom. mean of {nf} variables)"),
+        (axes[1], "sigma68", rf"$\sigma_{{68}}$ (geom. mean of {nf} variables)"),
     ):
         for i, fam in enumerate(fams):
             pts = sorted(
@@ -849,7 +930,7 @@ def main(argv: list[str] | None = None) -> None:
         "--variables",
         choices=("kinematics", "all13"),
         default="kinematics",
-        help="race pt, eta, phi, mass, or the 13-variable set (no sz3/zfp/fpzip/AE)",
+        help="race pt, eta, phi, mass, or the 13-variable set (no AE: it encodes 4 variables)",
     )
     ap.add_argument(
         "--root-settings",
@@ -889,13 +970,23 @@ def main(argv: list[str] | None = None) -> None:
         "train_jets": int(counts_t.sum()),
         "json_bytes": len(mb),
         "json_lzma_bytes": len(__import__("lzma").compress(mb, preset=9)),
+        "sha256": __import__("hashlib").sha256(mb).hexdigest(),
     }
     print(f"entropy model: {result['entropy_model']}", flush=True)
     methods = methods_for(model, args)
+    refs = {json.dumps(m.params["model"], sort_keys=True) for m in methods if "model" in m.params}
+    if refs:
+        result["provenance"]["ae_model"] = [json.loads(r) for r in sorted(refs)]
+    result["skipped_samples"] = {}
     tmp = tempfile.mkdtemp(prefix="codec_race_")
     for spec in args.sample:
         sname, path = spec.split("=", 1)
-        counts, cols = read_sample(path)
+        try:
+            counts, cols = read_sample(path)
+        except KeyError as err:  # e.g. a NanoAOD file without Jet_width in the 13-variable race
+            result["skipped_samples"][sname] = f"{path} has no {err.args[0]}"
+            print(f"skipping sample {sname}: {path} has no {err.args[0]}", flush=True)
+            continue
         result["samples"][sname] = {"path": path, "events": len(counts), "jets": int(counts.sum())}
         for m in methods:
             full = m.family in ("truncate", "float32", "float16") or args.all_settings

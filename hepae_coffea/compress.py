@@ -655,10 +655,12 @@ def compress(
         ROOT files with the same tree layout (written one after the other).
     model : path, optional
         hepae-coffea model file; the shipped default when omitted.
-    codec : {"ae", "truncate", "quantize", "entropy"}, optional
+    codec : {"ae", "truncate", "quantize", "pcodec", "entropy"}, optional
         ``ae``: the model's latents (with ``precision``: plus stored corrections so that
         every value meets it); the others compress (pt, eta, phi, mass) to ``precision``
-        without a model. Default: ``ae`` without ``precision``, ``entropy`` with it.
+        without a model. Default: ``ae`` without ``precision``; with it ``entropy`` for
+        inputs of at least ``ENTROPY_MIN_JETS`` jets, ``pcodec`` for fewer
+        (`~hepae_coffea.compress_codecs.default_codec`).
     precision : str, optional
         Precision SPEC (``nanoaod``, ``atlas-high``, ``atlas-low`` or ``VAR=Nbits|X|Xrel``
         tokens); absolute bounds on pt and mass are in GeV.
@@ -741,6 +743,8 @@ def compress(
     else:
         counter = _plan(trees[0], src, variables, 0, None).counter
         all_counts, x = _read_jets(trees, paths, src, variables, step_size)
+        if codec_given is None and not kw.get("energy"):  # the default depends on the jets
+            codec = choose_codec(None, precision, n_jets=len(x), variables=variables)
         enc_fn = dec_fn = None
         if module is not None:
             enc_fn, dec_fn = _transform(module.encode, device), _transform(module.decode, device)

@@ -24,10 +24,13 @@ from .root_copy import BranchSpec
 
 __all__ = [
     "CODEC_CHOICES",
+    "ENTROPY_MIN_JETS",
+    "ENTROPY_MIN_JETS_MANY",
     "KINEMATICS",
     "CodecPayload",
     "choose_codec",
     "decode_payload",
+    "default_codec",
     "encode_payload",
     "max_errors",
     "precision_for",
@@ -41,13 +44,41 @@ KINEMATICS = ("pt", "eta", "phi", "mass")
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
-def choose_codec(codec: str | None, precision: str | None) -> str:
-    """The codec used: ``ae`` without a precision, ``entropy`` with one, unless given.
+#: fewest jets for which ``entropy`` is the default on (pt, eta, phi, mass): below, the
+#: model it embeds (about 2.2 kB) outweighs what it saves over ``pcodec`` (the codec race
+#: in benchmarks/README.md: break-even at 5,900-14,300 jets, by sample and preset)
+ENTROPY_MIN_JETS = 15_000
+#: the same for larger variable sets, whose other columns both codecs store with pcodec
+#: (break-even at 7,100-29,300 jets on the 13-variable set)
+ENTROPY_MIN_JETS_MANY = 30_000
 
-    Raises `HepaeError` for an unknown codec or an array codec without a precision.
+
+def default_codec(n_jets: int | None = None, variables: Sequence[str] = KINEMATICS) -> str:
+    """The codec the race crowns for ``variables`` with a precision.
+
+    ``entropy`` (smallest once its embedded model is amortised) for ``n_jets`` of at
+    least `ENTROPY_MIN_JETS` (`ENTROPY_MIN_JETS_MANY` beyond the four kinematics) or
+    unknown, ``pcodec`` for fewer jets.
+    """
+    many = any(v not in KINEMATICS for v in variables)
+    limit = ENTROPY_MIN_JETS_MANY if many else ENTROPY_MIN_JETS
+    return "pcodec" if n_jets is not None and n_jets < limit else "entropy"
+
+
+def choose_codec(
+    codec: str | None,
+    precision: str | None,
+    n_jets: int | None = None,
+    variables: Sequence[str] = KINEMATICS,
+) -> str:
+    """The codec used: ``ae`` without a precision, `default_codec` with one, unless given.
+
+    ``n_jets`` (the jets to compress, when known) and ``variables`` pick between
+    ``entropy`` and ``pcodec``. Raises `HepaeError` for an unknown codec or an array
+    codec without a precision.
     """
     if codec is None:
-        return "entropy" if precision is not None else "ae"
+        return default_codec(n_jets, variables) if precision is not None else "ae"
     if codec not in CODEC_CHOICES:
         raise HepaeError(f"unknown codec {codec!r}; choose from {', '.join(CODEC_CHOICES)}")
     if codec != "ae" and precision is None:

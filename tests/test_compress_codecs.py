@@ -12,6 +12,7 @@ import uproot
 
 from hepae_coffea.cli import main
 from hepae_coffea.compress import compress, decompress, read_compression_info
+from hepae_coffea.compress_codecs import ENTROPY_MIN_JETS, ENTROPY_MIN_JETS_MANY, choose_codec
 from hepae_coffea.errors import HepaeError
 
 from .conftest import make_jets, write_nanoaod
@@ -53,7 +54,7 @@ def _errors(var: str, kind: str, orig: np.ndarray, rec: np.ndarray) -> np.ndarra
     return d / np.abs(a) if kind == "rel" else d
 
 
-@pytest.mark.parametrize("codec", ["truncate", "quantize", "entropy", "ae"])
+@pytest.mark.parametrize("codec", ["truncate", "quantize", "pcodec", "entropy", "ae"])
 @pytest.mark.parametrize(("spec", "bounds"), [("nanoaod", NANOAOD), (CUSTOM_SPEC, CUSTOM)])
 def test_every_value_within_bound(source, tmp_path, codec, spec, bounds):
     comp, rest = tmp_path / "c.root", tmp_path / "r.root"
@@ -83,10 +84,21 @@ def test_every_value_within_bound(source, tmp_path, codec, spec, bounds):
 
 
 def test_default_codec(source, tmp_path):
+    # a small file: pcodec (entropy's embedded model would outweigh its gain)
+    assert uproot.open(source)["Events"]["nJet"].array().to_numpy().sum() < ENTROPY_MIN_JETS
     compress(source, tmp_path / "p.root", precision="nanoaod", allow_larger=True)
     info, _ = read_compression_info(tmp_path / "p.root")
-    assert info["codec"]["name"] == "entropy"
+    assert info["codec"]["name"] == "pcodec"
     assert info["model"] is None
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS - 1) == "pcodec"
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS) == "entropy"
+    assert choose_codec(None, "nanoaod") == "entropy"  # number of jets unknown
+    assert choose_codec(None, None, n_jets=10) == "ae"
+    assert choose_codec("quantize", "nanoaod", n_jets=10**6) == "quantize"
+    many = ["pt", "eta", "phi", "mass", "chHEF"]  # other columns: a later break-even
+    assert ENTROPY_MIN_JETS_MANY > ENTROPY_MIN_JETS
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS, variables=many) == "pcodec"
+    assert choose_codec(None, "nanoaod", n_jets=ENTROPY_MIN_JETS_MANY, variables=many) == "entropy"
     compress(source, tmp_path / "a.root", allow_larger=True)
     info, _ = read_compression_info(tmp_path / "a.root")
     assert info["codec"]["name"] == "ae"

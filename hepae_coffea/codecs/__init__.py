@@ -11,8 +11,9 @@ as ROOT branches and a plain JSON-able ``info`` dict (no code, no pickles).
 
 - ``truncate``: round-to-nearest mantissa truncation (float32 branches);
 - ``quantize``: uniform quantiser in (log pt, eta, phi, log mass), integer branches;
+- ``pcodec``: the quantiser's integers coded losslessly with pcodec, one byte branch;
 - ``entropy``: the quantiser's integers range-coded with a learned, context-conditioned
-  probability model (extra ``codecs``: ``constriction``).
+  probability model (extra ``codecs``: ``constriction``); other columns as ``pcodec``.
 
 ``bounded_ae`` (not in `CODECS`: it also needs the model's encode and decode callables)
 stores autoencoder latents plus corrections for every value beyond the bound.
@@ -50,7 +51,7 @@ __all__ = [
     "wrap_phi",
 ]
 
-CODECS = ("truncate", "quantize", "entropy")
+CODECS = ("truncate", "quantize", "pcodec", "entropy")
 
 
 def get_codec(name: str) -> ModuleType:
@@ -63,6 +64,10 @@ def get_codec(name: str) -> ModuleType:
         from . import quantize
 
         return quantize
+    if name == "pcodec":
+        from . import pco
+
+        return pco
     if name == "entropy":
         try:
             from . import entropy
