@@ -724,7 +724,7 @@ def compress(
             paths[0], variables, fmt=fmt, units=units, collection=collection, tree=tree
         )
         if kw.get("energy") and codec_given is None and codec != "ae":
-            codec = ENERGY_DEFAULT_CODEC
+            codec = codec_given = ENERGY_DEFAULT_CODEC  # not the jet-count default below
         variables, kw = energy_route(
             kw, codec, variables, precision, paths[0], event_level=event_jets is not None
         )
@@ -743,7 +743,7 @@ def compress(
     else:
         counter = _plan(trees[0], src, variables, 0, None).counter
         all_counts, x = _read_jets(trees, paths, src, variables, step_size)
-        if codec_given is None and not kw.get("energy"):  # the default depends on the jets
+        if codec_given is None:  # the default depends on the number of jets
             codec = choose_codec(None, precision, n_jets=len(x), variables=variables)
         enc_fn = dec_fn = None
         if module is not None:
