@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from . import __version__
+from ._version import __version__
 from .atomic import atomic_output
 from .errors import ModelFileError
 from .variables import canonical_variable, unit_label
+
+if TYPE_CHECKING:  # torch is imported where a model is scripted or loaded, not for metadata
+    import torch
 
 __all__ = [
     "FORMAT",
@@ -69,6 +70,8 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
 
     The metadata gets ``format``, ``format_version`` and ``package_version`` added.
     """
+    import torch
+
     path = Path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__}
     meta.update(metadata)
@@ -169,6 +172,8 @@ def load_model(
     variables : sequence of str, optional
         If given, the model's input variables must be these, in this order.
     """
+    import torch
+
     meta = read_metadata(path)
     if variables is not None:
         check_variables(meta, variables)

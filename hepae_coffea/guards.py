@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -189,6 +189,9 @@ def require_trusted_pickle(path: str | os.PathLike, what: str = "pickle file") -
 
 def _stop_children() -> None:
     """Terminate this process's multiprocessing children (executor worker processes)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:  # never imported: no worker process was started
+        return
     for child in multiprocessing.active_children():
         with contextlib.suppress(Exception):
             child.terminate()
