@@ -56,7 +56,7 @@ def default_model_path() -> Path:
     return Path(str(resources.files("hepae_coffea") / "data" / "default_model.pt"))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes (identifies a model, e.g. for per-worker caching)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -65,7 +65,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+def export_model(
+    model: torch.nn.Module, path: str | os.PathLike[str], metadata: dict[str, Any]
+) -> Path:
     """Script ``model`` and save it atomically with ``metadata`` (JSON) inside.
 
     The metadata gets ``format``, ``format_version`` and ``package_version`` added.
@@ -87,7 +89,7 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
     return path
 
 
-def read_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Read a model file's metadata without loading or running the model.
 
     Parameters
@@ -161,7 +163,7 @@ def check_variables(metadata: dict[str, Any], requested: Sequence[str]) -> None:
 
 
 def load_model(
-    path: str | os.PathLike | None = None, variables: Sequence[str] | None = None
+    path: str | os.PathLike[str] | None = None, variables: Sequence[str] | None = None
 ) -> LoadedModel:
     """Load a model file (default: the shipped model), checking it is one of ours.
 
