@@ -1,9 +1,14 @@
+#!/usr/bin/env python3
+# /// script
+# dependencies = ["nox>=2025.2.9"]
+# ///
 """Developer tasks: ``nox -s tests``, ``lint``, ``docs``, ``benchmarks``, ``mutation``.
 
 Each session installs CPU torch 2.13.0 first (as ``make setup`` does, so pip does not pull a
 CUDA build), then the package with the extras the session needs. ``make test`` (what CI
 runs) and ``nox -s tests`` run the same test suite. Arguments after ``--`` go to the tool:
-``nox -s tests -- tests/test_cli.py -x``, ``nox -s docs -- serve``.
+``nox -s tests -- tests/test_cli.py -x``, ``nox -s docs -- serve``. ``nox`` alone runs
+``lint`` and ``tests``.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from pathlib import Path
 
 import nox
 
-nox.needs_version = ">=2024.4.15"
-nox.options.sessions = ["lint", "tests"]
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).resolve().parent
@@ -48,7 +53,7 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", *session.posargs)
 
 
-@nox.session
+@nox.session(default=False)
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/, warnings as errors (``-- serve``: live)."""
     _install(session, "docs")
@@ -58,7 +63,7 @@ def docs(session: nox.Session) -> None:
         session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
-@nox.session
+@nox.session(default=False)
 def benchmarks(session: nox.Session) -> None:
     """A quick benchmark: command-line start-up (``-- SCRIPT ARGS`` runs another one)."""
     _install(session)
@@ -66,8 +71,12 @@ def benchmarks(session: nox.Session) -> None:
     session.run("python", *script)
 
 
-@nox.session
+@nox.session(default=False)
 def mutation(session: nox.Session) -> None:
     """Mutation testing of the physics core (tools/mutation.sh; arguments pass through)."""
     _install(session, "test,mutation")
     session.run("bash", "tools/mutation.sh", *session.posargs, external=True)
+
+
+if __name__ == "__main__":
+    nox.main()
