@@ -101,7 +101,7 @@ def iter_weighted_jets(
     ------
     WeightedChunk
     """
-    if isinstance(paths, str | os.PathLike[str]):
+    if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if step_events < 1:
         raise ValueError(f"step_events must be >= 1, got {step_events}")
