@@ -27,8 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import hist
 
 __all__ = [
     "DEFAULT_EPS_B",
@@ -182,13 +186,13 @@ def roc_from_counts(
     )
 
 
-def roc_from_hists(background, signal) -> Roc:
+def roc_from_hists(background: hist.Hist[Any], signal: hist.Hist[Any]) -> Roc:
     """Binned ROC of two 1D ``hist.Hist`` with the same axis (Double or Weight storage)."""
     eb, es = background.axes[0].edges, signal.axes[0].edges
     if len(eb) != len(es) or not np.array_equal(eb, es):
         raise ValueError("binned ROC: the two histograms have different axes")
 
-    def sumw2(h):
+    def sumw2(h: hist.Hist[Any]) -> np.ndarray | None:
         v = h.variances(flow=True)
         return None if v is None or h.storage_type.__name__ == "Double" else v
 

@@ -56,7 +56,7 @@ _LABELS = {
 }
 
 
-def make_anomaly_hists() -> dict[str, hist.Hist]:
+def make_anomaly_hists() -> dict[str, hist.Hist[Any]]:
     """Empty histograms (identical in every chunk, so they add across chunks)."""
     obs = hist.axis.StrCategory(list(BASELINES), name="observable", overflow=False)
     lead = hist.axis.StrCategory(list(BASELINES[:2]), name="observable", overflow=False)
@@ -76,7 +76,7 @@ def make_anomaly_hists() -> dict[str, hist.Hist]:
 
 def anomaly_hists(
     original: np.ndarray, score: np.ndarray, counts: np.ndarray, variables: Sequence[str]
-) -> dict[str, hist.Hist]:
+) -> dict[str, hist.Hist[Any]]:
     """Filled anomaly histograms of one chunk.
 
     Parameters

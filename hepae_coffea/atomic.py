@@ -16,6 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from .errors import HepaeError
 
@@ -34,7 +35,7 @@ class OutputWriteError(HepaeError):
     """An output could not be written (disk full, quota exceeded)."""
 
 
-def is_disk_full(err: BaseException) -> bool:
+def is_disk_full(err: BaseException) -> TypeGuard[OSError]:
     """True for an OSError meaning that the disk or the quota is full."""
     return isinstance(err, OSError) and err.errno in _DISK_FULL
 
@@ -64,7 +65,7 @@ def _publish(tmp: str, path: Path) -> None:
 
 
 def _fail(err: BaseException, paths: Sequence[Path]) -> None:
-    if is_disk_full(err):
+    if is_disk_full(err) and err.errno is not None:
         names = ", ".join(str(p) for p in paths)
         raise OutputWriteError(
             f"cannot write {names}: {os.strerror(err.errno)} (nothing was written)"
@@ -72,7 +73,7 @@ def _fail(err: BaseException, paths: Sequence[Path]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[str]:
+def atomic_output(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[str]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path``.
 
     A crash, Ctrl-C or SIGTERM leaves no half-written ``path`` (the temporary file is
@@ -85,7 +86,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = True) -> Iterator[s
 
 @contextlib.contextmanager
 def atomic_outputs(
-    paths: Sequence[str | os.PathLike], overwrite: bool = True
+    paths: Sequence[str | os.PathLike[str]], overwrite: bool = True
 ) -> Iterator[list[str]]:
     """Yield temporary paths for several outputs; on success all are renamed into place.
 
@@ -114,13 +115,13 @@ def atomic_outputs(
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text)
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` and rename ``tmp`` to ``path`` on success."""
     with atomic_output(path) as tmp:
         write(tmp)

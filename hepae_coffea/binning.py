@@ -12,6 +12,7 @@ edge go to the bin above, NaN to overflow, as in boost-histogram.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import hist
 import numpy as np
@@ -88,7 +89,7 @@ class Log2Binning:
         return flow
 
 
-def add_counts(h: hist.Hist, at: tuple[int, ...], *flow_indices: np.ndarray) -> None:
+def add_counts(h: hist.Hist[Any], at: tuple[int, ...], *flow_indices: np.ndarray) -> None:
     """Add one count per value to ``h`` (Double storage), at the category indices ``at``
     (axes without flow bins) and the given flow-inclusive indices of the remaining axes."""
     view = h.view(flow=True)[at]
@@ -99,7 +100,7 @@ def add_counts(h: hist.Hist, at: tuple[int, ...], *flow_indices: np.ndarray) -> 
 
 
 def add_per_column(
-    h: hist.Hist, *flow_indices: np.ndarray, valid: np.ndarray | None = None
+    h: hist.Hist[Any], *flow_indices: np.ndarray, valid: np.ndarray | None = None
 ) -> None:
     """Add counts to ``h`` whose first axis is a category with one entry per column.
 

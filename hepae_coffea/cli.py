@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .atomic import is_disk_full
 from .errors import HepaeError
 from .guards import Terminated, handle_termination

@@ -24,7 +24,9 @@ def sample_path() -> Path:
 
 
 def run_demo(
-    output: str | os.PathLike, model: str | os.PathLike | None = None, executor: str = "iterative"
+    output: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    executor: str = "iterative",
 ) -> dict[str, Any]:
     """Run the processor with ``model`` (default: shipped) over the shipped sample.
 

@@ -100,7 +100,7 @@ class Domain:
         x = np.asarray(values, dtype=np.float64)
         out = np.full(len(x), -1, dtype=np.int8)
 
-        def mark(code: int, bad: np.ndarray) -> None:
+        def mark(code: int, bad: np.ndarray | np.bool_) -> None:
             out[(out < 0) & bad] = code
 
         canon = [canonical_variable(v) for v in self.variables]

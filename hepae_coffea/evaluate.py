@@ -55,8 +55,8 @@ class Evaluation:
 
 
 def evaluate(
-    inputs: str | os.PathLike | Sequence[str | os.PathLike],
-    model: str | os.PathLike | LoadedModel | None = None,
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    model: str | os.PathLike[str] | LoadedModel | None = None,
     *,
     prefix: str | None = None,
     tree: str | None = None,

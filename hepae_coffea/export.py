@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from . import __version__
+from ._version import __version__
 from .atomic import atomic_output
 from .errors import ModelFileError
 from .variables import canonical_variable, unit_label
+
+if TYPE_CHECKING:  # torch is imported where a model is scripted or loaded, not for metadata
+    import torch
 
 __all__ = [
     "FORMAT",
@@ -55,7 +56,7 @@ def default_model_path() -> Path:
     return Path(str(resources.files("hepae_coffea") / "data" / "default_model.pt"))
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes (identifies a model, e.g. for per-worker caching)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -64,11 +65,15 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+def export_model(
+    model: torch.nn.Module, path: str | os.PathLike[str], metadata: dict[str, Any]
+) -> Path:
     """Script ``model`` and save it atomically with ``metadata`` (JSON) inside.
 
     The metadata gets ``format``, ``format_version`` and ``package_version`` added.
     """
+    import torch
+
     path = Path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__}
     meta.update(metadata)
@@ -84,7 +89,7 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
     return path
 
 
-def read_metadata(path: str | os.PathLike | None = None) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Read a model file's metadata without loading or running the model.
 
     Parameters
@@ -158,7 +163,7 @@ def check_variables(metadata: dict[str, Any], requested: Sequence[str]) -> None:
 
 
 def load_model(
-    path: str | os.PathLike | None = None, variables: Sequence[str] | None = None
+    path: str | os.PathLike[str] | None = None, variables: Sequence[str] | None = None
 ) -> LoadedModel:
     """Load a model file (default: the shipped model), checking it is one of ours.
 
@@ -169,6 +174,8 @@ def load_model(
     variables : sequence of str, optional
         If given, the model's input variables must be these, in this order.
     """
+    import torch
+
     meta = read_metadata(path)
     if variables is not None:
         check_variables(meta, variables)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -161,7 +161,7 @@ def resolve_branches(
     return found if polar or cartesian else None
 
 
-def _present(keys: set[str], names: Sequence[str]) -> tuple[str, ...]:
+def _present(keys: Collection[str], names: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in names if n in keys)
 
 
@@ -169,7 +169,7 @@ def _present(keys: set[str], names: Sequence[str]) -> tuple[str, ...]:
 # ROOT probes: each returns a JetFormat or None
 
 
-def _physlite(trees, collection: str | None) -> JetFormat | None:
+def _physlite(trees: Mapping[str, list[str]], collection: str | None) -> JetFormat | None:
     keys = trees.get("CollectionTree")
     if keys is None:
         return None
@@ -191,7 +191,7 @@ def _physlite(trees, collection: str | None) -> JetFormat | None:
     )
 
 
-def _nanoaod(trees, collection: str | None) -> JetFormat | None:
+def _nanoaod(trees: Mapping[str, list[str]], collection: str | None) -> JetFormat | None:
     keys = trees.get("Events")
     if keys is None:
         return None
@@ -206,7 +206,9 @@ def _nanoaod(trees, collection: str | None) -> JetFormat | None:
     return JetFormat(name, "Events", coll, coll + "_", found, "GeV", schema, ids, counter)
 
 
-def _opendata(trees, collection: str | None, name: str) -> JetFormat | None:
+def _opendata(
+    trees: Mapping[str, list[str]], collection: str | None, name: str
+) -> JetFormat | None:
     tree, energy, units = (
         ("mini", "E", "MeV") if name == "opendata2020" else ("analysis", "e", "GeV")
     )
@@ -232,7 +234,9 @@ def _opendata(trees, collection: str | None, name: str) -> JetFormat | None:
     )
 
 
-def _flat(trees, collection: str | None, tree: str | None) -> JetFormat | None:
+def _flat(
+    trees: Mapping[str, list[str]], collection: str | None, tree: str | None
+) -> JetFormat | None:
     for t in [tree] if tree else list(trees):
         keys = trees.get(t)
         if keys is None:
@@ -313,7 +317,9 @@ def _detect_root(path: str, fmt: str | None, collection: str | None, tree: str |
     raise InputFileError(_failure(path, trees_used, fmt, collection))
 
 
-def _probe_in_tree(name: str, trees, tree: str, collection: str | None) -> JetFormat | None:
+def _probe_in_tree(
+    name: str, trees: Mapping[str, list[str]], tree: str, collection: str | None
+) -> JetFormat | None:
     """A format's probe run on a tree with another name (``--tree``)."""
     usual = {
         "physlite": "CollectionTree",
@@ -386,7 +392,7 @@ def _detect_table(path: str, suffix: str, collection: str | None) -> JetFormat:
 
 
 def detect_format(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     fmt: str | None = None,
     units: str | None = None,

@@ -594,7 +594,7 @@ def generate(
     process: str,
     n_events: int,
     seed: int,
-    output: str | os.PathLike,
+    output: str | os.PathLike[str],
     *,
     pthat_min: float | None = None,
     pthat_max: float | None = None,
@@ -617,7 +617,7 @@ def generate(
         Number of events to write (events without jets are kept, ``nJet = 0``).
     seed : int
         Pythia random seed in 1..900000000; the same seed gives identical output.
-    output : str or os.PathLike
+    output : str or os.PathLike[str]
         Output ROOT file (tree ``Events``); written atomically.
     pthat_min : float, optional
         Overrides ``PhaseSpace:pTHatMin`` (default 50 GeV for ``qcd``).

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from .errors import HepaeError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "OutputConflictError",
@@ -70,10 +74,10 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_outputs(
-    inputs: Iterable[str | os.PathLike | None],
-    outputs: Iterable[str | os.PathLike | None],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    outputs: Iterable[str | os.PathLike[str] | None],
     *,
-    output_dirs: Iterable[str | os.PathLike | None] = (),
+    output_dirs: Iterable[str | os.PathLike[str] | None] = (),
 ) -> None:
     """Refuse outputs that would replace an input or each other.
 
@@ -157,7 +161,7 @@ def trusted_pickles(trust: bool = True) -> Iterator[None]:
         _TRUST_PICKLE = before
 
 
-def read_trusted_pickle_frame(path: str | os.PathLike):
+def read_trusted_pickle_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The pandas DataFrame in a HEPAutoencoders-style pickle, only when pickles are trusted
     (:func:`trusted_pickles`); InputFileError for unreadable files or other objects."""
     import pandas as pd
@@ -174,7 +178,7 @@ def read_trusted_pickle_frame(path: str | os.PathLike):
     return df
 
 
-def require_trusted_pickle(path: str | os.PathLike, what: str = "pickle file") -> None:
+def require_trusted_pickle(path: str | os.PathLike[str], what: str = "pickle file") -> None:
     """Raise :class:`UntrustedPickleError` unless pickles are trusted."""
     if not _TRUST_PICKLE:
         raise UntrustedPickleError(
@@ -189,6 +193,9 @@ def require_trusted_pickle(path: str | os.PathLike, what: str = "pickle file") -
 
 def _stop_children() -> None:
     """Terminate this process's multiprocessing children (executor worker processes)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:  # never imported: no worker process was started
+        return
     for child in multiprocessing.active_children():
         with contextlib.suppress(Exception):
             child.terminate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import hist
 import numpy as np
@@ -138,13 +138,15 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def preferred_residual(h_rel: hist.Hist, h_abs: hist.Hist, variable: str) -> hist.Hist:
+def preferred_residual(
+    h_rel: hist.Hist[Any], h_abs: hist.Hist[Any], variable: str
+) -> hist.Hist[Any]:
     """The 1D residual of a variable: absolute for eta and phi, relative otherwise."""
     src = h_abs if residual_kind(variable) == "absolute" else h_rel
-    return src[{"variable": variable}]
+    return cast("hist.Hist[Any]", src[{"variable": variable}])  # one bin picked: a 1D Hist
 
 
-def hist_quantile(h: hist.Hist, q: Sequence[float]) -> np.ndarray:
+def hist_quantile(h: hist.Hist[Any], q: Sequence[float]) -> np.ndarray:
     """Quantiles of a 1D histogram, interpolating linearly inside bins (flow bins included
     in the normalisation, reported at the axis edge)."""
     counts = h.values(flow=True).astype(float)
@@ -166,13 +168,13 @@ def hist_quantile(h: hist.Hist, q: Sequence[float]) -> np.ndarray:
     return np.asarray(out)
 
 
-def sigma68_from_hist(h: hist.Hist) -> float:
+def sigma68_from_hist(h: hist.Hist[Any]) -> float:
     """Half the 16th-84th percentile width of a 1D histogram."""
     lo, hi = hist_quantile(h, [0.15865525393145708, 0.8413447460685429])
     return float(0.5 * (hi - lo))
 
 
-def cdf_at(h: hist.Hist, x: np.ndarray | float) -> np.ndarray:
+def cdf_at(h: hist.Hist[Any], x: np.ndarray | float) -> np.ndarray:
     """Fraction of entries below ``x`` in a 1D histogram (linear inside bins; flow bins
     count as below the first / above the last edge)."""
     counts = h.values(flow=True).astype(float)
@@ -181,10 +183,10 @@ def cdf_at(h: hist.Hist, x: np.ndarray | float) -> np.ndarray:
     if total <= 0:
         return np.full(np.shape(x), np.nan)
     cum = np.concatenate([[counts[0]], counts[0] + np.cumsum(counts[1:-1])]) / total
-    return np.interp(x, edges, cum, left=0.0, right=1.0)
+    return cast("np.ndarray", np.interp(x, edges, cum, left=0.0, right=1.0))
 
 
-def abs_residual_stats(h: hist.Hist, cuts: Sequence[float] = (0.01, 0.05)) -> dict[str, float]:
+def abs_residual_stats(h: hist.Hist[Any], cuts: Sequence[float] = (0.01, 0.05)) -> dict[str, float]:
     """From a symmetric residual histogram: fractions with |r| beyond each cut and the
     99th percentile of |r| (interpolated)."""
     out: dict[str, float] = {}

@@ -77,7 +77,7 @@ def unphysical_mask(values: np.ndarray, variables: Sequence[str]) -> np.ndarray:
             bad |= v[:, i] < 0
         elif c == "phi":
             bad |= np.abs(v[:, i]) > math.pi + 1e-6
-    return bad
+    return np.asarray(bad, dtype=bool)
 
 
 def residual_summary(

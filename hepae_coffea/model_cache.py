@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -88,8 +89,14 @@ def block_rows() -> int:
     return BLOCK * max(1, torch.get_num_threads())
 
 
+_Outputs = torch.Tensor | tuple[torch.Tensor, ...]
+
+
 def in_blocks(
-    fn, *arrays: torch.Tensor, block: int | None = None, device: str = "cpu"
+    fn: Callable[..., _Outputs],
+    *arrays: torch.Tensor,
+    block: int | None = None,
+    device: str = "cpu",
 ) -> tuple[torch.Tensor, ...]:
     """Call ``fn`` on consecutive row blocks of ``arrays`` (default :func:`block_rows`)
     and concatenate each output; with ``device`` other than ``cpu`` the blocks go to
@@ -98,7 +105,7 @@ def in_blocks(
         if block is None:
             block = 1 << 20  # a GPU wants large blocks
 
-        def call(*xs: torch.Tensor):
+        def call(*xs: torch.Tensor) -> _Outputs:
             out = fn(*(x.to(device) for x in xs))
             out = out if isinstance(out, tuple) else (out,)
             return tuple(o.cpu() for o in out)

@@ -311,6 +311,8 @@ def choose_transforms(
         Variables decoded as integers (rounded). By default every variable other than the
         kinematics whose training values are all whole numbers (e.g. constituent counts).
 
+    Notes
+    -----
     Absurd jets (see :func:`fit_transforms`) are left out of the fit and logged.
     """
     return fit_transforms(values, variables, overrides, integers)[0]

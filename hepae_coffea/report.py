@@ -148,11 +148,12 @@ def sigma68_vs_pt(d: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: object) -> str:
+    """A number with 3 significant digits; None and NaN as ``n/a``."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
-def _fmt_width(x: float) -> str:
+def _fmt_width(x: float | None) -> str:
     """A residual width; below the histograms' resolution it is only known to be smaller."""
     if x is not None and 0 <= x <= RESIDUAL_RESOLUTION:
         return f"<= {RESIDUAL_RESOLUTION:.2g}"
@@ -161,7 +162,7 @@ def _fmt_width(x: float) -> str:
 
 def write_report(
     outputs: Mapping[str, Any],
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike[str],
     *,
     info: Mapping[str, Any] | None = None,
     figures: Mapping[str, Sequence[Path]] | None = None,
@@ -285,7 +286,7 @@ def write_report(
     return path
 
 
-def _weighted_median(counts, edges) -> float:
+def _weighted_median(counts: Sequence[float] | np.ndarray, edges: Sequence[float]) -> float:
     counts = np.asarray(counts, dtype=float)
     if counts.sum() <= 0:
         return math.nan

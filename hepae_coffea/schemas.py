@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from coffea.nanoevents import NanoAODSchema
 
 __all__ = ["SCHEMAS", "JetNanoAODSchema", "jet_branch_filter", "schema_class"]
 
 
-class JetNanoAODSchema(NanoAODSchema):
+class JetNanoAODSchema(NanoAODSchema):  # type: ignore[misc]  # coffea has no type hints
     """``NanoAODSchema`` without warnings about absent cross-reference index branches.
 
     Files holding only event IDs and jets (as ``hepae generate`` writes) have no
@@ -23,26 +25,30 @@ class JetNanoAODSchema(NanoAODSchema):
 SCHEMAS = ("nanoaod", "physlite", "base")
 
 
-def schema_class(name: str):
+def schema_class(name: str) -> type:
     """The NanoEvents schema class for a schema name (``nanoaod``, ``physlite``, ``base``)."""
     from coffea.nanoevents import BaseSchema, PHYSLITESchema
 
-    classes = {"nanoaod": JetNanoAODSchema, "physlite": PHYSLITESchema, "base": BaseSchema}
+    classes: dict[str, type] = {
+        "nanoaod": JetNanoAODSchema,
+        "physlite": PHYSLITESchema,
+        "base": BaseSchema,
+    }
     if name not in classes:
         raise ValueError(f"schema {name!r} not in {SCHEMAS}")
     return classes[name]
 
 
-def _keep_branch(branch, prefixes: tuple[str, ...], names: frozenset[str]) -> bool:
+def _keep_branch(branch: Any, prefixes: tuple[str, ...], names: frozenset[str]) -> bool:
     from coffea.util import _is_interpretable
 
     name = branch.name
-    return (name in names or name.startswith(prefixes)) and _is_interpretable(
-        branch, emit_warning=False
+    return (name in names or name.startswith(prefixes)) and bool(
+        _is_interpretable(branch, emit_warning=False)
     )
 
 
-def jet_branch_filter(schema: str, collection: str):
+def jet_branch_filter(schema: str, collection: str) -> Callable[[Any], bool] | None:
     """``filter_branch`` reading only a jet collection's branches (and the event IDs).
 
     Real files hold many other collections: PHYSLITE's xAOD containers, which uproot cannot

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import ROOT_SUFFIXES, _open_tree, iter_jets
+from .data import _open_tree, iter_jets
 from .errors import InputFileError, MissingBranchError
+from .formats import ROOT_SUFFIXES
 
 __all__ = ["ShuffleBuffer", "WeightedChunk", "batches", "iter_weighted_jets"]
 
@@ -67,7 +68,7 @@ def _weight_chunks(path: str, tree: str | None, branch: str, step: int) -> Itera
 
 
 def iter_weighted_jets(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     variables: Sequence[str],
     *,
     prefix: str | None = None,

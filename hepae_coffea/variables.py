@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import HepaeError
+
+if TYPE_CHECKING:  # numpy is imported where values are converted: the CLI parser needs none
+    import numpy as np
 
 __all__ = [
     "ABSOLUTE_VARIABLES",
@@ -232,6 +234,8 @@ def relative_floor(variable: str, units: str = "GeV") -> float:
 
 def wrap_phi(x: np.ndarray | float) -> np.ndarray:
     """Angles (or angle differences) mapped into (-pi, pi]."""
+    import numpy as np
+
     y = np.mod(np.asarray(x, dtype=np.float64) + math.pi, 2 * math.pi) - math.pi
     return np.where(y == -math.pi, math.pi, y)
 
@@ -256,6 +260,8 @@ def unit_scale(units: str) -> float:
 
 
 def _scale_columns(values: np.ndarray, variables: Sequence[str], factor: float) -> np.ndarray:
+    import numpy as np
+
     out = np.array(values, dtype=np.float64, copy=True)
     if factor == 1.0:
         return out
