@@ -430,10 +430,9 @@ class JetCompressionProcessor(processor.ProcessorABC):
         # histograms and residuals in GeV, whatever the model's units
         orig = to_gev(res.original, self.variables, res.units)
         rec = to_gev(res.reconstructed, self.variables, res.units)
-        rel = residuals(orig, rec, ["relative"] * len(self.variables))  # relative for all
-        for i, v in enumerate(self.variables):
-            if relative_floor(v) > 0:  # the mass: relative to max(m, 1 GeV)
-                rel[:, i] = residuals(orig[:, [i]], rec[:, [i]], [v])[:, 0]
+        # relative for all; the mass (a floor) relative to max(m, 1 GeV)
+        rel_kinds = [v if relative_floor(v) > 0 else "relative" for v in self.variables]
+        rel = residuals(orig, rec, rel_kinds)
         canon = [canonical_variable(v) for v in self.variables]
         # absolute for all ("eta": a plain difference), phi's wrapped
         absr = residuals(orig, rec, ["phi" if c == "phi" else "eta" for c in canon])

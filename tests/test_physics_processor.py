@@ -275,6 +275,9 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     np.testing.assert_array_equal(pt_counts, expect)
     # the original distribution holds the inputs, the reconstructed one the formula
     rec = expected_reconstruction(x, **SHIFTED).astype(np.float64)
+    # relative moments of eta: (rec - orig) / orig, no floor (unlike the mass)
+    x64 = x.astype(np.float64)
+    assert mean[1, 0] == pytest.approx(np.mean((rec[:, 1] - x64[:, 1]) / x64[:, 1]), rel=1e-3)
     for i, v in enumerate(("pt", "eta", "phi", "mass")):
         d = out["distribution"][v]
         for version, values in (
