@@ -9,6 +9,7 @@ width in grid steps.
 from __future__ import annotations
 
 import math
+import typing
 from types import SimpleNamespace
 
 import numpy as np
@@ -146,3 +147,14 @@ def test_mass_ref_hand_worked():
 )
 def test_blocks_hand_worked(counts, block, expect):
     assert list(_blocks(np.array(counts, np.int64), block)) == expect
+
+
+@pytest.mark.parametrize(
+    "func", [_Coder.values, _Coder.uniform, _Coder._raw32, _dphi_int, _mass_ref, _blocks]
+)
+def test_coder_annotations_resolve(func):
+    # documentation and type tools evaluate the (postponed) annotations: they must resolve
+    hints = typing.get_type_hints(func)
+    for name in ("values", "q"):
+        if name in hints:
+            assert hints[name] == np.ndarray | None
