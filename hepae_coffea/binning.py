@@ -73,7 +73,7 @@ class Log2Binning:
             flow -= base - 1
             np.clip(flow, 0, p, out=flow)
         else:
-            neg = bits < 0
+            neg = np.signbit(x)  # -0.0 too: it joins +0.0 in the centre bin
             # |x| below the first edge counts as the float just below it: the centre bin
             flow = np.maximum(bits & _ABS_MASK, ((self.lo_exp + 1023) << _MANTISSA) - 1)
             # negative values: floor(-|x| / 2**shift) rounds away from zero, so the edge
@@ -93,8 +93,6 @@ def add_counts(h: hist.Hist[Any], at: tuple[int, ...], *flow_indices: np.ndarray
     """Add one count per value to ``h`` (Double storage), at the category indices ``at``
     (axes without flow bins) and the given flow-inclusive indices of the remaining axes."""
     view = h.view(flow=True)[at]
-    if flow_indices[0].size == 0:
-        return
     flat = np.ravel_multi_index(flow_indices, view.shape)
     view += np.bincount(flat, minlength=view.size).reshape(view.shape)
 

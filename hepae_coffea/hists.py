@@ -26,6 +26,7 @@ __all__ = [
     "SCORE_EDGES",
     "distribution_axis",
     "hist_quantile",
+    "latent_pairs",
     "make_hists",
     "sigma68_from_hist",
 ]
@@ -71,6 +72,13 @@ def distribution_axis(variable: str, rng: Sequence[float] | None) -> hist.axis.A
     return hist.axis.Regular(100, lo - pad, hi + pad, name=name, label=_label(variable))
 
 
+def latent_pairs(latent_dim: int) -> list[tuple[int, int]]:
+    """The latent pairs histogrammed: ``(i, j)``, ``i < j``, among the first four dimensions
+    (six panels at most)."""
+    first = range(min(latent_dim, 4))
+    return [(i, j) for i in first for j in first if i < j]
+
+
 def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Empty histograms for one dataset, built from a model's metadata."""
     variables = [v["name"] for v in metadata["variables"]]
@@ -114,8 +122,7 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "latent_pairs": hist.Hist(
             hist.axis.StrCategory(
-                # pairs among the first four dimensions (6 panels at most)
-                [f"{i}-{j}" for i in range(min(k, 4)) for j in range(i + 1, min(k, 4))] or ["0-0"],
+                [f"{i}-{j}" for i, j in latent_pairs(k)] or ["0-0"],
                 name="pair",
                 label="latent pair",
                 overflow=False,

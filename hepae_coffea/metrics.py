@@ -52,8 +52,7 @@ def residuals(
         else:
             floor = relative_floor(v, units)
             den = np.maximum(np.abs(orig[:, i]), floor) if floor > 0 else orig[:, i]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[:, i] = np.where(den != 0, d / np.where(den != 0, den, 1.0), np.nan)
+            out[:, i] = np.divide(d, den, out=np.full_like(d, np.nan), where=den != 0)
     return out
 
 

@@ -486,11 +486,11 @@ class Normalizer(nn.Module):
         if self.has_log:
             xt = torch.where(self.is_log, torch.log(torch.clamp(x + self.offset, min=1e-30)), x)
         z = (xt - self.center) / self.scale
-        if self.n_angles > 0:
+        if self.n_angles:
             ang = x.index_select(1, self.angle_idx)
             z = z.index_copy(1, self.angle_idx, torch.cos(ang))
             z = torch.cat([z, torch.sin(ang)], dim=1)
-        if len(self.onehot_var) > 0:
+        if self.onehot_var:
             parts = [z]
             for i in range(len(self.onehot_var)):
                 j, size = self.onehot_var[i], self.onehot_size[i]
@@ -508,11 +508,11 @@ class Normalizer(nn.Module):
         x = xt
         if self.has_log:
             x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
-        if self.n_angles > 0:
+        if self.n_angles:
             c = base.index_select(1, self.angle_idx)
             s = z[:, self.n_vars : self.n_vars + self.n_angles]
             x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
-        if len(self.onehot_var) > 0:
+        if self.onehot_var:
             x = x.clone()
             for i in range(len(self.onehot_var)):
                 j, start = self.onehot_var[i], self.onehot_start[i]
@@ -546,7 +546,7 @@ class Normalizer(nn.Module):
             r = torch.clamp(recon, 1e-7, 1.0 - 1e-7)
             return -(t * torch.log(r) + (1.0 - t) * torch.log(1.0 - r))
         err = (recon - u) ** 2
-        if len(self.onehot_var) > 0:
+        if self.onehot_var:
             err = err.clone()
             for i in range(len(self.onehot_var)):
                 a, b = self.onehot_start[i], self.onehot_start[i] + self.onehot_size[i]

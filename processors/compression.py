@@ -34,6 +34,7 @@ from hepae_coffea.hists import (
     PT_BINNING,
     RESIDUAL_BINNING,
     SCORE_BINNING,
+    latent_pairs,
     make_hists,
 )
 from hepae_coffea.metrics import residuals, unphysical_mask
@@ -469,18 +470,13 @@ class JetCompressionProcessor(processor.ProcessorABC):
         # histograms and residuals in GeV, whatever the model's units
         orig = to_gev(res.original, self.variables, res.units)
         rec = to_gev(res.reconstructed, self.variables, res.units)
-        n = len(orig)
-        if n == 0:
-            return
-        rel = residuals(orig, rec, ["relative"] * len(self.variables))  # relative for all
-        for i, v in enumerate(self.variables):
-            if relative_floor(v) > 0:  # the mass: relative to max(m, 1 GeV)
-                rel[:, i] = residuals(orig[:, [i]], rec[:, [i]], [v])[:, 0]
-        absr = residuals(orig, rec, ["eta"] * len(self.variables))  # absolute for all
+        # relative for all; the mass (a floor) relative to max(m, 1 GeV)
+        rel_kinds = [v if relative_floor(v) > 0 else "relative" for v in self.variables]
+        rel = residuals(orig, rec, rel_kinds)
         canon = [canonical_variable(v) for v in self.variables]
-        for i, c in enumerate(canon):
-            if c == "phi":  # wrapped difference
-                absr[:, i] = residuals(orig[:, [i]], rec[:, [i]], ["phi"])[:, 0]
+        # absolute for all ("eta": a plain difference), phi's wrapped
+        absr = residuals(orig, rec, ["phi" if c == "phi" else "eta" for c in canon])
+        for i in range(len(canon)):
             _set_moments(out["residual_moments"], i, 0, rel[np.isfinite(rel[:, i]), i])
             _set_moments(out["residual_moments"], i, 1, absr[:, i])
         # residual axes: exact bin indices from the floats' bits (hepae_coffea.binning)
@@ -512,9 +508,8 @@ class JetCompressionProcessor(processor.ProcessorABC):
         k = res.latent.shape[1]
         for d in range(k):
             out["latent"].fill(dim=d, z=res.latent[:, d])
-        for i in range(min(k, 4)):
-            for j in range(i + 1, min(k, 4)):
-                out["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
+        for i, j in latent_pairs(k):
+            out["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

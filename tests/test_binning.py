@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import typing
+
 import hist
 import numpy as np
 import pytest
@@ -108,3 +110,12 @@ def test_add_counts_one_value_and_none():
     add_counts(h, (1,), np.array([2]))  # a single value: flow index 2 = bin [1, 2)
     add_counts(h, (0,), np.array([], dtype=np.int64))  # no values: nothing added
     np.testing.assert_array_equal(h.view(flow=True), [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0]])
+
+
+@pytest.mark.parametrize("func", [add_counts, add_per_column, Log2Binning.index])
+def test_binning_annotations_resolve(func):
+    # documentation and type tools evaluate the (postponed) annotations: they must resolve
+    hints = typing.get_type_hints(func)
+    assert hints["return"] in (None, type(None), np.ndarray)
+    if func is add_per_column:
+        assert hints["valid"] == np.ndarray | None

@@ -275,6 +275,9 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     np.testing.assert_array_equal(pt_counts, expect)
     # the original distribution holds the inputs, the reconstructed one the formula
     rec = expected_reconstruction(x, **SHIFTED).astype(np.float64)
+    # relative moments of eta: (rec - orig) / orig, no floor (unlike the mass)
+    x64 = x.astype(np.float64)
+    assert mean[1, 0] == pytest.approx(np.mean((rec[:, 1] - x64[:, 1]) / x64[:, 1]), rel=1e-3)
     for i, v in enumerate(("pt", "eta", "phi", "mass")):
         d = out["distribution"][v]
         for version, values in (
@@ -378,3 +381,23 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     assert o["counters"]["jets"] == n
     assert o["score_jet"].sum(flow=True) == n - 3
     assert _moments(o)[0][0, 0] == n - 3
+
+
+def test_set_moments_by_hand_and_of_no_values():
+    """A Mean cell set from values equals count, mean and squared deviations by hand; no
+    values (e.g. every relative residual non-finite) leave the cell empty, not NaN."""
+    import hist
+
+    from hepae_coffea.processors.compression import _set_moments
+
+    h = hist.Hist(
+        hist.axis.Integer(0, 2, name="v", flow=False),
+        hist.axis.Integer(0, 2, name="k", flow=False),
+        storage=hist.storage.Mean(),
+    )
+    _set_moments(h, 1, 0, np.array([1.0, 2.0, 6.0]))
+    _set_moments(h, 0, 1, np.array([], np.float64))
+    count, mean, ssd = _moments({"residual_moments": h})
+    np.testing.assert_array_equal(count, [[0.0, 0.0], [3.0, 0.0]])
+    np.testing.assert_array_equal(mean, [[0.0, 0.0], [3.0, 0.0]])
+    np.testing.assert_array_equal(ssd, [[0.0, 0.0], [14.0, 0.0]])  # 4 + 1 + 9

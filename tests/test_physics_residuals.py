@@ -75,6 +75,15 @@ def test_relative_residual_of_zero_original_is_nan():
     assert r[0, 1] == 1.0  # absolute residuals are defined at zero
 
 
+def test_relative_residual_of_a_negative_original_divides_by_it():
+    # (rec - orig) / orig with its sign: no absolute value without a floor (width has none);
+    # the mass divides by max(|orig|, 1 GeV)
+    orig = np.array([[-2.0, -0.5], [-4.0, -3.0]])
+    rec = np.array([[-1.0, 0.5], [-5.0, -1.5]])
+    r = residuals(orig, rec, ["width", "mass"])
+    np.testing.assert_array_equal(r, [[-0.5, 1.0], [0.25, 0.5]])
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [

@@ -19,18 +19,23 @@ fi
 export HYPOTHESIS_PROFILE=mutation # derandomised, no example database: same tests every run
 
 declare -A SCOPE=(
-  [metrics]="residuals sigma68 unphysical_mask residual_summary residual_kind"
+  [metrics]="residuals sigma68 unphysical_mask residual_summary"
   [compression_processor]="_set_moments JetCompressionProcessor.process JetCompressionProcessor._fill"
   [normalize]="_wrap_angle Normalizer.inverse Normalizer.forward"
-  [binning]="Log2Binning.index add_counts add_per_column"
+  [binning]="Log2Binning.index"
+  [binning_fills]="add_counts add_per_column"
   [compress]="round_mantissa"
   [domain]="Domain.reasons Domain.counts"
   [quantize]="Grid.to_int Grid.from_int"
+  [entropy]="_Coder.values _Coder.uniform _Coder._raw32 _dphi_int _mass_ref _blocks"
+  [compress_blocks]="_compress_block _decode_block"
+  [normalize_fit]="choose_transforms _fit"
 )
-ORDER=(metrics compression_processor binning compress normalize domain quantize)
-# Wider scopes, for a longer run (add the names above): normalize choose_transforms;
-# binning Log2Binning.positive_edges;
-# compress (module compress.py) _compress_block _decode_block; compression_processor compress_decompress_chunk.
+ORDER=(metrics compression_processor binning binning_fills compress normalize domain quantize
+  entropy compress_blocks normalize_fit)
+# Wider scopes, for a longer run (add the names above): binning Log2Binning.positive_edges;
+# entropy _Coder._categorical _code_block decode_integers; normalize_fit fit_transforms
+# flag_absurd; compression_processor compress_decompress_chunk.
 OUT=build/mutation
 mkdir -p "$OUT"
 
