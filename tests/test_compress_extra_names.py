@@ -32,6 +32,8 @@ def test_extra_branch_keeps_the_variables_underscores():
 
 
 def _untrained_event_model(path, x):
+    """An event-level model file with seeded initial weights (the config only describes
+    the model for its metadata; nothing is read or trained)."""
     cfg = TrainConfig(
         inputs=["unused.root"],
         output=str(path.parent),
@@ -44,7 +46,7 @@ def _untrained_event_model(path, x):
     torch.manual_seed(3)
     model = build_model(cfg.model_config(), Normalizer(transforms)).eval()
     meta = build_metadata(model, cfg, {}, {}, transforms)
-    meta["latent_range"] = [0.0, 1.0]
+    meta["latent_range"] = [0.0, 1.0]  # as training writes for the packed bottleneck
     return export_model(model, path, meta)
 
 
