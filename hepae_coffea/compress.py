@@ -431,6 +431,13 @@ def _latent_names(collection: str, k: int, event_level: bool) -> list[str]:
     return [f"{collection}{'Latent' if event_level else ''}_z{i}" for i in range(k)]
 
 
+def _extra_branch(collection: str, jet_branch: str) -> str:
+    """The branch of an event-level file holding the jets beyond the model's of
+    ``jet_branch`` (``<collection>_<variable>``): ``<collection>Extra_<variable>``, the
+    variable's own underscores kept."""
+    return f"{collection}Extra_{jet_branch.partition('_')[2]}"
+
+
 def _plan(
     t,
     src: JetSource,
@@ -472,8 +479,7 @@ def _plan(
         lat = [BranchSpec(n, "float32", None, "latent (event)") for n in names]
         ec = f"n{out_coll}Extra"
         extra = [BranchSpec(ec, "int32", None, "jets beyond the compressed ones")] + [
-            BranchSpec(f"{out_coll}Extra_{s.name.split('_', 1)[-1]}", s.dtype, ec, s.title)
-            for s in jet_specs
+            BranchSpec(_extra_branch(out_coll, s.name), s.dtype, ec, s.title) for s in jet_specs
         ]
     out = kept[:first] + lat + extra + kept[first:]
     added = [s.name for s in lat + extra]
@@ -574,7 +580,6 @@ def _compress_block(
                 module.encode,
                 torch.from_numpy(xe),
                 torch.from_numpy(me.astype(np.float32)),
-                block=len(xe) or 1,
                 device=device,
             )
         z = z.numpy()
@@ -584,9 +589,9 @@ def _compress_block(
             data[n] = np.ascontiguousarray(z[:, i])
         ec = f"n{out_coll}Extra"
         data[ec] = np.maximum(c - event_jets, 0).astype(np.int32)
-        for js, v in zip(plan.jet_specs, variables, strict=True):
-            name = f"{out_coll}Extra_{js.name.split('_', 1)[-1]}"
-            data[name] = arrays[src.branches[v]][:, event_jets:]  # the input's own values
+        for i, js in enumerate(plan.jet_specs):  # one spec per variable, in their order
+            jets = arrays[src.branches[variables[i]]]
+            data[_extra_branch(out_coll, js.name)] = jets[:, event_jets:]  # the input's values
     return data, len(x)
 
 
@@ -1364,8 +1369,8 @@ def _decode_block(arrays, module, info, variables, device: str = "cpu") -> tuple
     out_coll = src["collection"] if src["layout"] == "copy" else "Jet"
     event_jets = int(m["event_jets"]) if m.get("level") == "event" else None
     names = _latent_names(out_coll, k, event_jets is not None)
+    counts = ak.to_numpy(arrays[info["counter"]]).astype(np.int64)  # jets per event
     if event_jets is None:
-        counts = ak.num(arrays[names[0]], axis=1)
         z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in names], axis=1)
         rec = np.zeros((0, len(variables)), np.float32)
         if len(z):
@@ -1375,7 +1380,6 @@ def _decode_block(arrays, module, info, variables, device: str = "cpu") -> tuple
                 )
             rec = r.numpy()
         return counts, from_model_units(rec.astype(np.float64), variables, src["units"])
-    counts = ak.to_numpy(arrays[info["counter"]]).astype(np.int64)
     z = np.stack([ak.to_numpy(arrays[c]) for c in names], axis=1).astype(np.float32)
     mask = np.arange(event_jets)[None, :] < np.minimum(counts, event_jets)[:, None]
     with torch.inference_mode():
@@ -1383,16 +1387,12 @@ def _decode_block(arrays, module, info, variables, device: str = "cpu") -> tuple
             module.decode,
             torch.from_numpy(z),
             torch.from_numpy(mask.astype(np.float32)),
-            block=len(z) or 1,
             device=device,
         )
     lead = from_model_units(rec_e.numpy()[mask].astype(np.float64), variables, src["units"])
     lead = ak.unflatten(lead, np.minimum(counts, event_jets))
     extra = ak.concatenate(
-        [
-            arrays[f"{out_coll}Extra_{b.split('_', 1)[-1]}"][:, :, np.newaxis]
-            for b in info["jet_branches"]
-        ],
+        [arrays[_extra_branch(out_coll, b)][:, :, np.newaxis] for b in info["jet_branches"]],
         axis=2,
     )
     jets = ak.concatenate([lead, ak.values_astype(extra, np.float64)], axis=1)
