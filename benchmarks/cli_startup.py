@@ -25,19 +25,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import ROOT, provenance, start
 
+from hepae_coffea.cli import command_names
+
 TARGET_S = 0.5
-COMMANDS = (
-    "generate",
-    "train",
-    "run",
-    "plot",
-    "report",
-    "compress",
-    "decompress",
-    "export",
-    "info",
-    "demo",
-)
 HEAVY = ("torch", "coffea", "dask", "uproot", "awkward", "matplotlib", "hist", "onnx", "numpy")
 
 _LOADED = """
@@ -119,7 +109,7 @@ def main() -> int:
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
         "hepae --help": [*hepae, "--help"],
         "hepae --version": [*hepae, "--version"],
-        **{f"hepae {c} --help": [*hepae, c, "--help"] for c in COMMANDS},
+        **{f"hepae {c} --help": [*hepae, c, "--help"] for c in command_names()},
     }
     results: dict[str, Any] = {}
     print(f"{'command':<28} {'min':>7} {'median':>7} {'max':>7}  heavy imports")

@@ -988,6 +988,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_names() -> tuple[str, ...]:
+    """The subcommands of ``hepae``, in the order its help lists them."""
+    actions = build_parser()._actions
+    sub = next(a for a in actions if isinstance(a, argparse._SubParsersAction))
+    return tuple(sub.choices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hepae``; user mistakes give one line on stderr and exit code 2."""
     parser = build_parser()
