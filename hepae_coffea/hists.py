@@ -28,6 +28,7 @@ __all__ = [
     "hist_quantile",
     "latent_pairs",
     "make_hists",
+    "moments_mean_rms",
     "sigma68_from_hist",
 ]
 
@@ -143,6 +144,19 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
             **{f"jets_out_of_domain_{r}": 0 for r in REASONS},
         },
     }
+
+
+def moments_mean_rms(moments: hist.Hist[Any], variable: str, kind: str) -> tuple[float, float]:
+    """Exact mean and RMS of a variable's ``kind`` (relative or absolute) residual from the
+    ``residual_moments`` histogram (count, mean, sum of squared deviations); NaN, NaN when
+    it holds no value."""
+    i = list(moments.axes["variable"]).index(variable)
+    view = moments.view()[i, list(moments.axes["kind"]).index(kind)]
+    n = float(view["count"])
+    if not n:
+        return math.nan, math.nan
+    mean = float(view["value"])
+    return mean, math.sqrt(float(view["_sum_of_deltas_squared"]) / n + mean * mean)
 
 
 def preferred_residual(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_output
-from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, sigma68_from_hist
+from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, moments_mean_rms, sigma68_from_hist
 from .metrics import is_count, residual_kind, sigma68
 from .variables import nonnegative_energy, tex_label, unit_label
 
@@ -123,18 +123,6 @@ def _rebin_uniform(h, lo: float, hi: float, nbins: int) -> tuple[np.ndarray, np.
     return counts, edges
 
 
-def _moments(d: Mapping[str, Any], variable: str, kind: str) -> tuple[float, float]:
-    """Exact mean and RMS of a variable's relative or absolute residual."""
-    mom = d["residual_moments"]
-    i = list(mom.axes["variable"]).index(variable)
-    view = mom.view()[i, list(mom.axes["kind"]).index(kind)]
-    n = float(view["count"])
-    if not n:
-        return float("nan"), float("nan")
-    mean = float(view["value"])
-    return mean, float(np.sqrt(float(view["_sum_of_deltas_squared"]) / n + mean * mean))
-
-
 def _colors(n: int) -> list[str]:
     plt, _ = _pyplot()
     cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
@@ -168,7 +156,7 @@ def _draw_residual(ax, outputs: Mapping[str, Any], variable: str, kind: str, lab
                 counts, edges, ax=ax, histtype="step", color=color, lw=1.8, label=name, flow=None
             )
             ymax = max(ymax, float(counts.max()))
-        mean, rms = _moments(d, variable, kind)
+        mean, rms = moments_mean_rms(d["residual_moments"], variable, kind)
         texts.append((name, color, mean, rms, s68))
     from matplotlib.ticker import MaxNLocator
 

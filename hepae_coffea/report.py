@@ -29,6 +29,7 @@ from .atomic import write_text_atomic
 from .hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
+    moments_mean_rms,
     preferred_residual,
     sigma68_from_hist,
 )
@@ -77,16 +78,9 @@ def report_table(
         counters = dict(d["counters"])
         mom = d["residual_moments"]
         rows = {}
-        for i, v in enumerate(mom.axes["variable"]):
+        for v in mom.axes["variable"]:
             kind = residual_kind(v)
-            view = mom.view()[i, list(mom.axes["kind"]).index(kind)]
-            n = float(view["count"])
-            mean = float(view["value"]) if n else math.nan
-            rms = (
-                math.sqrt(float(view["_sum_of_deltas_squared"]) / n + mean * mean)
-                if n
-                else math.nan
-            )
+            mean, rms = moments_mean_rms(mom, v, kind)
             h = preferred_residual(d["residual"], d["residual_abs"], v)
             s68 = sigma68_from_hist(h)
             tails = abs_residual_stats(h, (0.01, 0.05))

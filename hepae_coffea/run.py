@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .atomic import atomic_outputs
 from .data import _resolve_columns
 from .errors import HepaeError, InputFileError
 from .formats import JetFormat, detect_format, tree_keys
-from .hists import hist_quantile, preferred_residual, sigma68_from_hist
+from .hists import hist_quantile, moments_mean_rms, preferred_residual, sigma68_from_hist
 from .variables import residual_kind
 
 __all__ = [
@@ -627,15 +625,12 @@ def summarize(output: Mapping[str, Any], seconds: float | None = None) -> dict[s
     for dataset, d in output.items():
         mom = d["residual_moments"]
         table = {}
-        for i, v in enumerate(mom.axes["variable"]):
-            view = mom.view()[i, 0 if residual_kind(v) == "relative" else 1]
-            n = float(view["count"])
-            mean = float(view["value"]) if n else float("nan")
-            var = float(view["_sum_of_deltas_squared"]) / n if n else float("nan")
+        for v in mom.axes["variable"]:
+            mean, rms = moments_mean_rms(mom, v, residual_kind(v))
             table[v] = {
                 "kind": residual_kind(v),
                 "mean": mean,
-                "rms": float(np.sqrt(var + mean * mean)) if n else float("nan"),
+                "rms": rms,
                 "sigma68": sigma68_from_hist(
                     preferred_residual(d["residual"], d["residual_abs"], v)
                 ),
