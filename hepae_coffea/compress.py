@@ -62,6 +62,7 @@ from .root_copy import (
     register_streamers,
     tree_keys,
 )
+from .rootfile import open_root
 from .variables import from_gev, to_gev
 
 __all__ = [
@@ -308,19 +309,6 @@ def _compression(name: str | None, level: int | None, f=None):
 
 def _describe_compression(comp) -> list[Any]:
     return [type(comp).__name__.lower(), int(comp.level)] if comp is not None else ["none", 0]
-
-
-def _open(path: str):
-    import uproot
-
-    if not os.path.exists(path):
-        raise InputFileError(f"{path}: file not found")
-    try:
-        f = uproot.open(path)
-        f.keys()
-    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
-        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
-    return f
 
 
 def _tree(f, path: str, tree: str):
@@ -722,7 +710,7 @@ def compress(
         variables = list(KINEMATICS)
     if latent_bits is not None and not 0 <= latent_bits <= 23:
         raise ValueError(f"--latent-bits must be in 0..23, got {latent_bits}")
-    files = [_open(p) for p in paths]  # all inputs checked before writing
+    files = [open_root(p) for p in paths]  # all inputs checked before writing
     described = None
     if branches is None and (fmt is not None or (tree is None and collection is None)):
         kw, described = detect_source(
@@ -1185,7 +1173,7 @@ def write_compressed_chunk(
         and not kw.get("mass_from_energy")
         and all(v in jets.variables for v in variables)
     )
-    f = _open(path)
+    f = open_root(path)
     with f:
         src = resolve_source(f, path, variables, **kw)
         t = _tree(f, path, src.tree)
@@ -1284,7 +1272,7 @@ def read_compression_info(path: str | os.PathLike) -> tuple[dict[str, Any], byte
     """The compression metadata of a compressed file and its stored weights blob (``None``
     for a model stored by reference). Nothing in the file is executed or unpickled."""
     path = str(path)
-    f = _open(path)
+    f = open_root(path)
     try:
         with f:
             if INFO_KEY not in f:
@@ -1437,7 +1425,7 @@ def decompress(
                 f"--model and --model-dir do not apply"
             )
         variables = list(info["variables"])
-    f = _open(path)
+    f = open_root(path)
     t = _tree(f, path, info["tree"])
     src = info["source"]
     specs = _restored_specs(branch_specs(t), info)

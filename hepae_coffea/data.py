@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import InputFileError, MissingBranchError, NoJetsError
 from .formats import PARQUET_SUFFIXES, PICKLE_SUFFIXES, ROOT_SUFFIXES, JetFormat, detect_format
+from .rootfile import open_root, tree_names
 from .variables import canonical_variable, convert, normalise_units, spellings
 
 __all__ = [
@@ -224,30 +225,17 @@ def _chunk(
 
 
 def _open_tree(path: str, tree: str | None):
-    import uproot
-
-    try:
-        f = uproot.open(path)
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: file not found") from None
-    except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
-        raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
-    trees = [
-        k.split(";")[0]
-        for k, c in f.classnames().items()
-        if c in ("TTree", "TNtuple", "ROOT::RNTuple")
-    ]
+    f = open_root(path)
+    trees = tree_names(f)
     if tree is None:
         if "Events" in trees:
             tree = "Events"
-        elif len(set(trees)) == 1:
+        elif len(trees) == 1:
             tree = trees[0]
         else:
-            raise InputFileError(
-                f"{path}: cannot choose a tree, found {sorted(set(trees))}; pass tree=..."
-            )
+            raise InputFileError(f"{path}: cannot choose a tree, found {trees}; pass tree=...")
     if tree not in trees:
-        raise InputFileError(f"{path}: no tree {tree!r}; trees in file: {sorted(set(trees))}")
+        raise InputFileError(f"{path}: no tree {tree!r}; trees in file: {trees}")
     return f[tree]
 
 

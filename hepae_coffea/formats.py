@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputFileError
+from .rootfile import open_root, tree_names
 from .variables import normalise_units, spellings
 
 __all__ = [
@@ -61,7 +62,6 @@ FORMATS: dict[str, str] = {
     "parquet": "parquet table",
 }
 
-_TREE_CLASSES = ("TTree", "TNtuple", "ROOT::RNTuple")
 _KINEMATIC = ("pt", "eta", "phi", "mass")
 _NANO_EVENT_ID = ("run", "luminosityBlock", "event")
 _PHYSLITE_EVENT_ID = ("EventInfoAuxDyn.runNumber", "EventInfoAuxDyn.eventNumber")
@@ -280,16 +280,10 @@ _LOOKED_FOR = (
 
 
 def _root_trees(path: str) -> dict[str, list[str]]:
-    import uproot
-
+    f = open_root(path)
     try:
-        with uproot.open(path) as f:
-            names = sorted(
-                {k.split(";")[0] for k, c in f.classnames().items() if c in _TREE_CLASSES}
-            )
-            return {n: list(f[n].keys()) for n in names}
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: file not found") from None
+        with f:
+            return {n: list(f[n].keys()) for n in tree_names(f)}
     except Exception as err:  # noqa: BLE001  (uproot raises many types for corrupt files)
         raise InputFileError(f"{path}: cannot be read as a ROOT file ({err})") from None
 
