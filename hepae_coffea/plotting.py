@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_output
+from .guards import safe_name
 from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, moments_mean_rms, sigma68_from_hist
 from .metrics import is_count, residual_kind, sigma68
 from .variables import nonnegative_energy, tex_label, unit_label
@@ -817,7 +818,7 @@ def plot_results(
         if d["score_jet"].sum(flow=True) == 0:
             log.warning("dataset %r has no processed jets: no per-dataset figures", name)
             continue
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        safe = safe_name(name, "dataset")
         for v in variables:
             made[f"distribution_{safe}_{v}"] = save_figure(
                 figure_distribution(d, v, name, label), out / f"distribution_{safe}_{v}", formats

@@ -191,6 +191,16 @@ def test_plot_results_edge_cases(tmp_path, results):
     assert len(fig.axes[0].get_legend().get_texts()) == 12
 
 
+def test_dataset_names_become_single_path_components(tmp_path, results):
+    out, _ = results
+    made = plot_results({"a/b c": out["qcd"], "..": out["qcd"]}, tmp_path / "p", formats=("png",))
+    names = {p.name for files in made.values() for p in files}
+    # "/" and " " replaced by "_"; a name of dots gets a prefix instead of meaning a folder
+    assert "distribution_a_b_c_pt.png" in names
+    assert "distribution_dataset___pt.png" in names
+    assert all(p.parent == tmp_path / "p" for files in made.values() for p in files)
+
+
 def test_report_table_and_page(results, tmp_path):
     out, _ = results
     table = report_table(out, {"pt": 1e-9})
