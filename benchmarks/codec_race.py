@@ -60,25 +60,16 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import uproot
+from provenance import best_cpu_time
 
 from hepae_coffea.codecs import circular_error, get_codec, parse_precision
 from hepae_coffea.codecs.entropy import EntropyModel, fit_model
+from hepae_coffea.generate import BRANCHES
 
 VARS = ("pt", "eta", "phi", "mass")
 KINEMATICS = VARS
 #: the 13-variable set (``--variables all13``): kinematics, counts, fractions, shapes
-VARS13 = (
-    *KINEMATICS,
-    "nConstituents",
-    "nCharged",
-    "chHEF",
-    "neHEF",
-    "chEmEF",
-    "neEmEF",
-    "muEF",
-    "width",
-    "ptD",
-)
+VARS13 = tuple(b.removeprefix("Jet_") for b in BRANCHES if b.startswith("Jet_"))
 #: integer columns: stored unchanged by every method (their error must be 0)
 INT_VARS = frozenset({"nConstituents", "nCharged"})
 #: errors relative for these, absolute otherwise (phi modulo 2 pi)
@@ -557,19 +548,10 @@ def _signed_dphi(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     return d
 
 
-def best_time(fn, repeat: int):
-    best, res = math.inf, None
-    for _ in range(repeat):
-        t0 = time.process_time()
-        res = fn()
-        best = min(best, time.process_time() - t0)
-    return res, best
-
-
 def run_method(m: Method, counts, cols, tmp: str, args, settings) -> dict:
     n = int(counts.sum())
-    payload, t_enc = best_time(lambda: m.encode(counts, cols), args.repeat)
-    rec, t_dec = best_time(lambda: m.decode(counts, payload), args.repeat)
+    payload, t_enc = best_cpu_time(lambda: m.encode(counts, cols), args.repeat)
+    rec, t_dec = best_cpu_time(lambda: m.decode(counts, payload), args.repeat)
     row = {
         "method": m.name,
         "family": m.family,
@@ -613,7 +595,7 @@ def run_method(m: Method, counts, cols, tmp: str, args, settings) -> dict:
     key, _, algo, level = best_ref
     path = os.path.join(tmp, "f.root")
     write_root(path, counts, payload, algo, level, args.block)
-    back, t_read = best_time(lambda: read_root(path, counts, payload), args.repeat)
+    back, t_read = best_cpu_time(lambda: read_root(path, counts, payload), args.repeat)
     rec2 = m.decode(counts, back)
     same = all(np.array_equal(rec[v], rec2[v]) for v in VARS)
     row.update(

@@ -376,15 +376,6 @@ def branch_bytes(path: str) -> dict[str, int]:
     return out
 
 
-def best_of(fn, repeat: int):
-    best, res = math.inf, None
-    for _ in range(repeat):
-        t0 = time.process_time()
-        res = fn()
-        best = min(best, time.process_time() - t0)
-    return res, best
-
-
 def _same_payload(a: dict, b: dict) -> bool:
     for k, v in a["jet"].items():
         if not np.array_equal(
@@ -405,8 +396,8 @@ def threshold_crossings(orig: np.ndarray, rec: np.ndarray) -> dict:
 
 
 def run_method(meth: Method, sample: str, counts, x, tmp: str, block: int, repeat: int) -> dict:
-    payload, t_enc = best_of(lambda: meth.encode(x), repeat)
-    rec, t_dec = best_of(lambda: meth.decode(payload), repeat)
+    payload, t_enc = provenance.best_cpu_time(lambda: meth.encode(x), repeat)
+    rec, t_dec = provenance.best_cpu_time(lambda: meth.decode(payload), repeat)
     n = len(x)
     row = {
         "method": meth.name,
@@ -424,7 +415,7 @@ def run_method(meth: Method, sample: str, counts, x, tmp: str, block: int, repea
         write_file(p_full, counts, payload, comp, block)
         write_file(p_empty, counts, payload, comp, block, empty=True)
         size, base = os.path.getsize(p_full), os.path.getsize(p_empty)
-        back, t_read = best_of(lambda p=p_full: read_file(p, payload)[0], repeat)
+        back, t_read = provenance.best_cpu_time(lambda p=p_full: read_file(p, payload)[0], repeat)
         if not _same_payload(payload, back):
             raise RuntimeError(f"{meth.name}: payload read back from {comp} file differs")
         bb = branch_bytes(p_full)
@@ -633,7 +624,7 @@ def main() -> None:
         if args.max_events:
             counts = counts[: args.max_events]
             x = x[: int(counts.sum())]
-        _, t_read = best_of(lambda p=path: read_sample(p), args.repeat)
+        _, t_read = provenance.best_cpu_time(lambda p=path: read_sample(p), args.repeat)
         data[name] = (counts, x)
         result["reads"][name] = {
             "path": path,

@@ -44,23 +44,11 @@ import uproot
 
 from hepae_coffea.compress import INFO_KEY, MODEL_KEY, compress, decompress, truncate_mantissa
 from hepae_coffea.export import read_metadata
+from hepae_coffea.generate import BRANCHES
 from hepae_coffea.metrics import sigma68, unphysical_mask
 
-VARS = (
-    "pt",
-    "eta",
-    "phi",
-    "mass",
-    "nConstituents",
-    "nCharged",
-    "chHEF",
-    "neHEF",
-    "chEmEF",
-    "neEmEF",
-    "muEF",
-    "width",
-    "ptD",
-)
+#: every jet column the generator writes
+VARS = tuple(b.removeprefix("Jet_") for b in BRANCHES if b.startswith("Jet_"))
 RELATIVE = ("pt", "mass", "width", "ptD")
 FRACTIONS = ("chHEF", "neHEF", "chEmEF", "neEmEF", "muEF")
 INTEGERS = ("nConstituents", "nCharged")
