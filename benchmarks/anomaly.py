@@ -21,7 +21,7 @@ statement when fewer than 10 background events pass), the Spearman correlation o
 score with the leading-jet pT in the background, the AUC inside leading-jet pT windows
 (does the score only rank by pT?), and the sculpting of the background's leading-jet pT
 and mass by cuts keeping 10% and 1% of it. Figures (ROC as rejection, sculpting) come from
-the processor's histograms (``hepae_coffea.run.run`` on the same files), as ``hepae
+the processor's histograms (``hepae_coffea.processing.run.run`` on the same files), as ``hepae
 report`` draws them.
 """
 
@@ -43,7 +43,8 @@ import torch
 import uproot
 from scipy.stats import spearmanr
 
-from hepae_coffea.anomaly import (
+from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.processing.anomaly import (
     DEFAULT_EPS_B,
     efficiency_at,
     event_baselines,
@@ -51,8 +52,7 @@ from hepae_coffea.anomaly import (
     roc_from_scores,
     sculpting,
 )
-from hepae_coffea.evaluate import run_model
-from hepae_coffea.export import default_model_path, load_model
+from hepae_coffea.processing.evaluate import run_model
 
 
 def sample_specs(args: argparse.Namespace) -> dict[str, list[tuple[str, int, int, float | None]]]:
@@ -192,8 +192,8 @@ def sculpt(b: dict[str, np.ndarray]) -> dict[str, object]:
 
 def figures(paths: dict[str, list[Path]], model_path: Path, out_dir: Path) -> list[str]:
     """ROC (rejection) and sculpting figures from the processor's histograms."""
-    from hepae_coffea.plotting import figure_roc, figure_sculpting, save_figure
-    from hepae_coffea.run import run
+    from hepae_coffea.plots.plotting import figure_roc, figure_sculpting, save_figure
+    from hepae_coffea.processing.run import run
 
     res = run(
         {k: [str(p) for p in v] for k, v in paths.items()}, model=str(model_path), chunksize=20000

@@ -64,7 +64,7 @@ from provenance import best_cpu_time
 
 from hepae_coffea.codecs import circular_error, get_codec, parse_precision
 from hepae_coffea.codecs.entropy import EntropyModel, fit_model
-from hepae_coffea.generate import BRANCHES
+from hepae_coffea.generate.pythia import BRANCHES
 
 VARS = ("pt", "eta", "phi", "mass")
 KINEMATICS = VARS
@@ -375,7 +375,7 @@ class AE:
 
         import torch
 
-        from hepae_coffea.export import default_model_path, load_model
+        from hepae_coffea.model.export import default_model_path, load_model
 
         torch.set_num_threads(1)
         self.torch = torch

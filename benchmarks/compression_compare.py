@@ -46,10 +46,10 @@ import provenance
 import torch
 import uproot
 
-from hepae_coffea.compress import compress as hepae_compress
-from hepae_coffea.compress import truncate_mantissa
-from hepae_coffea.export import default_model_path, load_model
-from hepae_coffea.metrics import residual_summary, unphysical_mask
+from hepae_coffea.compress.files import compress as hepae_compress
+from hepae_coffea.compress.files import truncate_mantissa
+from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
 BRANCHES = tuple(f"Jet_{v}" for v in VARS)
@@ -463,8 +463,8 @@ def auc_hist(bkg: np.ndarray, sig: np.ndarray) -> float:
     """The same with the processor's score binning and plotting.roc_from_hists."""
     import hist
 
-    from hepae_coffea.hists import SCORE_EDGES
-    from hepae_coffea.plotting import roc_from_hists
+    from hepae_coffea.plots.plotting import roc_from_hists
+    from hepae_coffea.processing.hists import SCORE_EDGES
 
     hs = []
     for v in (bkg, sig):

@@ -11,7 +11,7 @@ Usage::
         --workdir build/event_level/files --out benchmarks/results/event_level.json
 
 For every sample (``--sample``) and model, a real compressed ROOT file is written with
-``hepae_coffea.compress.compress`` (what ``hepae compress`` runs), once per output
+``hepae_coffea.compress.files.compress`` (what ``hepae compress`` runs), once per output
 compression (``--compression zstd:5 --compression lzma:9``), and its size is read from disk.
 Every other branch of the input is carried along unchanged, so a lossless reference (the
 input tree rewritten with the same ROOT compression, jets untouched, one basket per branch
@@ -26,7 +26,7 @@ like ``compress``) is written too. Sizes per event:
   ``JetLatent_z*`` latents + ``nJetExtra`` + ``JetExtra_*`` (jets beyond J, unchanged) for an
   event-level model. ``nJet`` is kept unchanged in every file and is not counted.
 
-Residuals come from ``hepae_coffea.compress.decompress`` of the first compression's file
+Residuals come from ``hepae_coffea.compress.files.decompress`` of the first compression's file
 (the latents are the same float32 values whatever the ROOT compression; checked), compared
 jet by jet with the input. Both models are evaluated on the jets an event model covers (the
 leading J of each event) and the jet-level model on all jets too.
@@ -55,9 +55,9 @@ import torch
 import uproot
 from scipy.stats import rankdata
 
-from hepae_coffea.compress import INFO_KEY, MODEL_KEY, compress, decompress
-from hepae_coffea.export import load_model
-from hepae_coffea.metrics import residual_summary, unphysical_mask
+from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress
+from hepae_coffea.model.export import load_model
+from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
 JET_BRANCHES = tuple(f"Jet_{v}" for v in VARS)

@@ -1,4 +1,4 @@
-"""Time Pythia 8 + FastJet sample generation (hepae_coffea.generate).
+"""Time Pythia 8 + FastJet sample generation (hepae_coffea.generate.pythia).
 
 Generates QCD events (default 1000) into a temporary file and prints the rate
 and where the time goes: Pythia initialisation, showering (``nextBatch``: hard
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import provenance
 
-from hepae_coffea.generate import PROCESSES, generate
+from hepae_coffea.generate.pythia import PROCESSES, generate
 
 
 def main(argv: list[str] | None = None) -> None:

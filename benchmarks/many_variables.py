@@ -7,8 +7,8 @@ Usage (after training the models, see ``benchmarks/results/many_variables.md``):
         --model k10=build/many_vars/k10.pt --model k10_onehot=build/many_vars/k10_onehot.pt
 
 For every autoencoder model and every ``--latent-bits`` value the held-out file is
-written with ``hepae_coffea.compress.compress`` (real ROOT files, ZSTD 5 and LZMA 9), the
-ZSTD file is restored with ``hepae_coffea.compress.decompress`` and the restored jets are
+written with ``hepae_coffea.compress.files.compress`` (real ROOT files, ZSTD 5 and LZMA 9), the
+ZSTD file is restored with ``hepae_coffea.compress.files.decompress`` and the restored jets are
 compared with the original ones. The baseline writes the same 13 variables directly: the
 float variables rounded with ``truncate_mantissa`` to ``--trunc-bits`` mantissa bits, the
 integer counts in their original integer type, with the same tree layout (``run``,
@@ -42,10 +42,10 @@ import provenance
 import torch
 import uproot
 
-from hepae_coffea.compress import INFO_KEY, MODEL_KEY, compress, decompress, truncate_mantissa
-from hepae_coffea.export import read_metadata
-from hepae_coffea.generate import BRANCHES
-from hepae_coffea.metrics import sigma68, unphysical_mask
+from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress, truncate_mantissa
+from hepae_coffea.generate.pythia import BRANCHES
+from hepae_coffea.model.export import read_metadata
+from hepae_coffea.processing.metrics import sigma68, unphysical_mask
 
 #: every jet column the generator writes
 VARS = tuple(b.removeprefix("Jet_") for b in BRANCHES if b.startswith("Jet_"))

@@ -4,7 +4,7 @@ replaced by the identity (the cost of reading and filling alone).
 Measures, on one NanoAOD-style file of at least 1M jets (``hepae generate``):
 
 * the bare model: ``encode_decode_score`` on 1M jets in memory, 1 and 2 torch threads;
-* ``hepae_coffea.run.run`` with the shipped default model and with an identity model
+* ``hepae_coffea.processing.run.run`` with the shipped default model and with an identity model
   (same metadata, so the same histograms are filled), for
   - the iterative executor (torch's default threads, and torch limited to 1 thread),
   - Dask with 1 and 2 workers. ``dask-cold`` is what ``hepae run --executor dask`` does:
@@ -62,7 +62,7 @@ import numpy as np
 import provenance
 import torch
 
-from hepae_coffea.export import default_model_path, export_model, load_model, read_metadata
+from hepae_coffea.model.export import default_model_path, export_model, load_model, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY_PATH = ROOT / "build" / "speed_identity_model.pt"
@@ -156,11 +156,11 @@ def machine_state() -> dict[str, Any]:
 
 _CODE = (
     "processors/compression.py",
-    "hepae_coffea/run.py",
-    "hepae_coffea/model_cache.py",
-    "hepae_coffea/hists.py",
-    "hepae_coffea/metrics.py",
-    "hepae_coffea/data.py",
+    "hepae_coffea/processing/run.py",
+    "hepae_coffea/model/cache.py",
+    "hepae_coffea/processing/hists.py",
+    "hepae_coffea/processing/metrics.py",
+    "hepae_coffea/io/jets.py",
     "hepae_coffea/data/default_model.pt",
 )
 
@@ -308,7 +308,7 @@ def one_run(
     client: Any = None,
     maxchunks: int | None = None,
 ) -> dict:
-    from hepae_coffea.run import run
+    from hepae_coffea.processing.run import run
 
     fileset = {"bench": {"files": {path: "Events"}}}
     if mode.startswith("iterative"):
@@ -469,7 +469,7 @@ def bench_processor(
                     for model in models.values():
                         one_run(path, model, chunksize, mode, maxchunks=2)
             if mode.startswith("dask-warm"):
-                from hepae_coffea.run import dask_client
+                from hepae_coffea.processing.run import dask_client
 
                 client = stack.enter_context(dask_client(workers=int(mode.rsplit("-", 1)[1])))
                 client.run(_warm_worker)
@@ -595,7 +595,7 @@ _BARE_SNIPPET = """
 import sys, time, torch
 sys.path.insert(0, {bench!r})
 from processor_speed import read_block
-from hepae_coffea.export import load_model
+from hepae_coffea.model.export import load_model
 m = load_model().module
 torch.set_num_threads(1)
 x = torch.from_numpy(read_block({path!r}, 500_000))
@@ -643,7 +643,7 @@ def _pop_process_log() -> list:
 def dask_diagnostics(path: str, out_path: Path | None) -> None:
     """Bare model with/without ``MALLOC_TRIM_THRESHOLD_=65536``, and per-chunk timelines
     of 2 warm workers with coffea's DaskExecutor and with the processor broadcast."""
-    from hepae_coffea.run import dask_client, run
+    from hepae_coffea.processing.run import dask_client, run
 
     lines = ["bare model, 1 torch thread, 500k jets, best of 3 (subprocesses):"]
     code = _BARE_SNIPPET.format(bench=str(Path(__file__).parent), path=path)
@@ -698,7 +698,7 @@ def dask_diagnostics(path: str, out_path: Path | None) -> None:
 # (stage, function name pattern in pstats keys) -- cumulative times, so nested stages are
 # reported separately and the breakdown is read top-down.
 _STAGES = [
-    ("run() total", ("hepae_coffea/run.py", "run")),
+    ("run() total", ("hepae_coffea/processing/run.py", "run")),
     ("processor.process", ("compression.py", "process")),
     ("  compress_decompress_chunk", ("compression.py", "compress_decompress_chunk")),
     ("    read(): uproot + ak.flatten + to_numpy + assemble", ("compression.py", "read")),
@@ -751,7 +751,7 @@ def profile_fills(path: str, n_jets: int, out_path: Path | None) -> None:
 
     import hist
 
-    from hepae_coffea.hists import make_hists
+    from hepae_coffea.processing.hists import make_hists
     from hepae_coffea.processors.compression import ChunkResult, JetCompressionProcessor
 
     x = read_block(path, n_jets)
@@ -823,7 +823,7 @@ def profile_fills(path: str, n_jets: int, out_path: Path | None) -> None:
 
 def profile_run(path: str, chunksize: int, out_path: Path | None) -> None:
     import hepae_coffea.processors.compression as comp
-    from hepae_coffea.run import run
+    from hepae_coffea.processing.run import run
 
     real_get_model = comp.get_model
 
@@ -906,14 +906,14 @@ def _model_call_frame() -> str:
 
 
 def _pyspy_timed_run(path: str, chunksize: int) -> Any:
-    from hepae_coffea.run import run
+    from hepae_coffea.processing.run import run
 
     return run({"bench": {"files": {path: "Events"}}}, None, chunksize=chunksize)
 
 
 def pyspy_target(path: str, chunksize: int) -> None:
     """Warm up (imports, model load, TorchScript specialisation), then one timed run."""
-    from hepae_coffea.run import run
+    from hepae_coffea.processing.run import run
 
     # a small warm-up chunk, so that few uproot-thread samples belong to the warm-up
     run({"bench": {"files": {path: "Events"}}}, None, chunksize=2000, maxchunks=1)

@@ -24,15 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 #: library files whose content decides the benchmarks' speed and quality figures
 CORE_FILES = (
     "processors/compression.py",
-    "hepae_coffea/run.py",
-    "hepae_coffea/model_cache.py",
-    "hepae_coffea/hists.py",
-    "hepae_coffea/binning.py",
-    "hepae_coffea/metrics.py",
-    "hepae_coffea/normalize.py",
-    "hepae_coffea/models.py",
-    "hepae_coffea/compress.py",
-    "hepae_coffea/data.py",
+    "hepae_coffea/processing/run.py",
+    "hepae_coffea/model/cache.py",
+    "hepae_coffea/processing/hists.py",
+    "hepae_coffea/processing/binning.py",
+    "hepae_coffea/processing/metrics.py",
+    "hepae_coffea/model/normalize.py",
+    "hepae_coffea/model/networks.py",
+    "hepae_coffea/compress/files.py",
+    "hepae_coffea/io/jets.py",
     "hepae_coffea/data/default_model.pt",
 )
 

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hepae_coffea.evaluate import evaluate
-from hepae_coffea.metrics import residuals, sigma68
-from hepae_coffea.train import TrainConfig, load_config, train
+from hepae_coffea.processing.evaluate import evaluate
+from hepae_coffea.processing.metrics import residuals, sigma68
+from hepae_coffea.training.loop import TrainConfig, load_config, train
 
 #: pT bins (GeV) of the per-bin table
 PT_BINS = (20, 100, 200, 400, 700, 1000, 1500, 2000, 3000)
@@ -134,8 +134,8 @@ def export_from_checkpoint(name: str, workdir: Path) -> tuple[Path, float, int]:
     """
     from dataclasses import fields
 
-    from hepae_coffea.export import export_model
-    from hepae_coffea.train import _evaluate, _physical_check, _prepare, build_metadata
+    from hepae_coffea.model.export import export_model
+    from hepae_coffea.training.loop import _evaluate, _physical_check, _prepare, build_metadata
 
     ck_path = workdir / f"{name}_run" / "checkpoint.pt"
     ck = torch.load(ck_path, weights_only=False)
@@ -286,9 +286,9 @@ def model_cost(
     over the second's: on a loaded machine the median of these ratios is steadier than the
     ratio of two best-of figures.
     """
-    from hepae_coffea.data import read_jets
-    from hepae_coffea.evaluate import run_model
-    from hepae_coffea.export import load_model
+    from hepae_coffea.io.jets import read_jets
+    from hepae_coffea.model.export import load_model
+    from hepae_coffea.processing.evaluate import run_model
 
     loaded = {name: load_model(m) for name, m in models.items()}
     names = list(loaded)

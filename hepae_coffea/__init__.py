@@ -8,14 +8,11 @@ awkward or coffea until a command needs them.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and documentation tools
-    from .data import DEFAULT_VARIABLES, JetData, iter_jets, read_jets
     from .errors import (
         HepaeError,
         InputFileError,
@@ -23,42 +20,43 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and documentatio
         ModelFileError,
         NoJetsError,
     )
-    from .evaluate import Evaluation, evaluate, run_model
-    from .export import (
+    from .io.jets import DEFAULT_VARIABLES, JetData, iter_jets, read_jets
+    from .model.export import (
         LoadedModel,
         default_model_path,
         export_model,
         load_model,
         read_metadata,
     )
-    from .models import JetAutoencoder, ModelConfig, build_model
-    from .train import TrainConfig, lr_find, train
+    from .model.networks import JetAutoencoder, ModelConfig, build_model
+    from .processing.evaluate import Evaluation, evaluate, run_model
+    from .training.loop import TrainConfig, lr_find, train
 
 #: public name -> the submodule that defines it
 _LAZY: dict[str, str] = {
-    "DEFAULT_VARIABLES": "data",
-    "JetData": "data",
-    "iter_jets": "data",
-    "read_jets": "data",
+    "DEFAULT_VARIABLES": "io.jets",
+    "JetData": "io.jets",
+    "iter_jets": "io.jets",
+    "read_jets": "io.jets",
     "HepaeError": "errors",
     "InputFileError": "errors",
     "MissingBranchError": "errors",
     "ModelFileError": "errors",
     "NoJetsError": "errors",
-    "Evaluation": "evaluate",
-    "evaluate": "evaluate",
-    "run_model": "evaluate",
-    "LoadedModel": "export",
-    "default_model_path": "export",
-    "export_model": "export",
-    "load_model": "export",
-    "read_metadata": "export",
-    "JetAutoencoder": "models",
-    "ModelConfig": "models",
-    "build_model": "models",
-    "TrainConfig": "train",
-    "lr_find": "train",
-    "train": "train",
+    "Evaluation": "processing.evaluate",
+    "evaluate": "processing.evaluate",
+    "run_model": "processing.evaluate",
+    "LoadedModel": "model.export",
+    "default_model_path": "model.export",
+    "export_model": "model.export",
+    "load_model": "model.export",
+    "read_metadata": "model.export",
+    "JetAutoencoder": "model.networks",
+    "ModelConfig": "model.networks",
+    "build_model": "model.networks",
+    "TrainConfig": "training.loop",
+    "lr_find": "training.loop",
+    "train": "training.loop",
 }
 
 __all__ = [
@@ -101,25 +99,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-class _Package(types.ModuleType):
-    """The package module: a public function keeps its name over a same-named submodule.
-
-    Importing a submodule sets it as an attribute of its package; for ``train`` and
-    ``evaluate`` that would hide the functions of those names once something imported
-    the submodule, so ``hepae_coffea.train`` is always the function (as when the names
-    were imported eagerly).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (
-            name in _LAZY
-            and isinstance(value, types.ModuleType)
-            and value.__name__ == f"{__name__}.{name}"
-        ):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .atomic import is_disk_full
 from .errors import HepaeError
-from .guards import Terminated, handle_termination
+from .io.atomic import is_disk_full
+from .io.guards import Terminated, handle_termination
 
 log = logging.getLogger("hepae_coffea")
 
@@ -92,7 +92,7 @@ def _add_trust_pickle(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate
+    from .generate.pythia import generate
 
     s = generate(
         args.process,
@@ -252,7 +252,7 @@ def _check_latent(config) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from .train import TrainConfig, load_config
+    from .training.loop import TrainConfig, load_config
 
     values: dict[str, Any] = load_config(args.config) if args.config else {}
     for opt, (key, typ, _) in _TRAIN_OPTS.items():
@@ -290,8 +290,8 @@ def _train_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .guards import check_outputs, trusted_pickles
-    from .train import lr_find, train
+    from .io.guards import check_outputs, trusted_pickles
+    from .training.loop import lr_find, train
 
     config = _train_config(args)
     paths = config.paths()
@@ -302,8 +302,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         check_outputs(inputs, [paths["model"], paths["config"]], output_dirs=[paths["run"]])
     if not config.prefix:
-        from .formats import detect_format
-        from .train import MODEL_UNITS
+        from .io.formats import detect_format
+        from .training.loop import MODEL_UNITS
 
         with trusted_pickles(args.trust_pickle):
             lines = [
@@ -341,7 +341,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .export import read_metadata
+    from .model.export import read_metadata
 
     meta = read_metadata(args.model)
     if args.json:
@@ -408,7 +408,7 @@ def _print_summary(summary: dict[str, Any], title: str) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .guards import check_outputs
+    from .io.guards import check_outputs
 
     check_outputs([args.model], [args.output])
     out = run_demo(args.output, model=args.model)
@@ -426,7 +426,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_format_options(p) -> None:
-    from .formats import FORMATS
+    from .io.formats import FORMATS
 
     p.add_argument(
         "--format",
@@ -518,9 +518,9 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .export import read_metadata
-    from .guards import check_outputs
-    from .run import build_fileset, output_paths, run, run_info, save_output, summarize
+    from .io.guards import check_outputs
+    from .model.export import read_metadata
+    from .processing.run import build_fileset, output_paths, run, run_info, save_output, summarize
 
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
@@ -663,10 +663,10 @@ def _add_plot(sub, name: str, report: bool) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .guards import check_outputs
-    from .plotting import plot_results, plot_training
-    from .report import write_report
-    from .run import load_output
+    from .io.guards import check_outputs
+    from .plots.plotting import plot_results, plot_training
+    from .plots.report import write_report
+    from .processing.run import load_output
 
     if not args.results and not args.training:
         raise ValueError("give a results file and/or --training RUN_DIR")
@@ -823,8 +823,8 @@ def _print_sizes(verb: str, s) -> None:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import compress
-    from .guards import check_outputs
+    from .compress.files import compress
+    from .io.guards import check_outputs
 
     check_outputs([*args.inputs, args.model], [args.output])
     s = compress(
@@ -877,8 +877,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _cmd_decompress(args: argparse.Namespace) -> int:
-    from .compress import decompress
-    from .guards import check_outputs
+    from .compress.files import decompress
+    from .io.guards import check_outputs
 
     check_outputs([args.input, args.model], [args.output])
     s = decompress(
@@ -914,7 +914,7 @@ def _add_export(sub) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .onnx_export import export_onnx
+    from .model.onnx_export import export_onnx
 
     res = export_onnx(args.onnx, args.model, overwrite=args.overwrite)
     for graph, path in res.paths.items():

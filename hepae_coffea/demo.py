@@ -8,12 +8,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
-from .evaluate import evaluate
-from .export import default_model_path, read_metadata
-from .plotting import plot_results
-from .report import write_report
-from .run import run, run_info, save_output, summarize
+from .io.atomic import write_text_atomic
+from .model.export import default_model_path, read_metadata
+from .plots.plotting import plot_results
+from .plots.report import write_report
+from .processing.evaluate import evaluate
+from .processing.run import run, run_info, save_output, summarize
 
 __all__ = ["run_demo", "sample_path"]
 

@@ -22,23 +22,10 @@ import numpy as np
 import torch
 from coffea import processor
 
-from hepae_coffea.anomaly_hists import anomaly_hists
-from hepae_coffea.binning import add_counts, add_per_column
-from hepae_coffea.data import _assemble, _resolve_columns, pad_events
-from hepae_coffea.domain import REASONS, Domain, model_domain
 from hepae_coffea.errors import ModelFileError
-from hepae_coffea.export import check_variables, default_model_path, metadata_from_bytes
-from hepae_coffea.guards import safe_name
-from hepae_coffea.hists import (
-    COARSE_RESIDUAL_BINNING,
-    PT_BINNING,
-    RESIDUAL_BINNING,
-    SCORE_BINNING,
-    latent_pairs,
-    make_hists,
-)
-from hepae_coffea.metrics import residuals, unphysical_mask
-from hepae_coffea.model_cache import (
+from hepae_coffea.io.guards import safe_name
+from hepae_coffea.io.jets import _assemble, _resolve_columns, pad_events
+from hepae_coffea.model.cache import (
     DEVICES,
     block_rows,
     get_model,
@@ -46,7 +33,20 @@ from hepae_coffea.model_cache import (
     model_bytes_sha256,
     resolve_device,
 )
-from hepae_coffea.variables import (
+from hepae_coffea.model.export import check_variables, default_model_path, metadata_from_bytes
+from hepae_coffea.processing.anomaly_hists import anomaly_hists
+from hepae_coffea.processing.binning import add_counts, add_per_column
+from hepae_coffea.processing.hists import (
+    COARSE_RESIDUAL_BINNING,
+    PT_BINNING,
+    RESIDUAL_BINNING,
+    SCORE_BINNING,
+    latent_pairs,
+    make_hists,
+)
+from hepae_coffea.processing.metrics import residuals, unphysical_mask
+from hepae_coffea.variables.domain import REASONS, Domain, model_domain
+from hepae_coffea.variables.registry import (
     canonical_variable,
     check_units,
     convert,
@@ -316,7 +316,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         The codec and precision SPEC of the compressed chunks (see ``hepae compress``).
     sources : mapping, optional
         ``{file path: resolve_source keyword arguments}`` from the format detection
-        (`hepae_coffea.compress.detect_source`); files not in it are detected on the worker.
+        (`hepae_coffea.compress.files.detect_source`); files not in it are detected on the worker.
     device : {"auto", "cpu", "cuda"}
         Where the model runs on each worker (``auto``: cuda when the worker has a GPU).
     """
@@ -427,7 +427,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
 
     def _source(self, path: str, tree: str) -> dict[str, Any]:
         """Where the jets are in ``path`` (from run's format detection, else detected)."""
-        from hepae_coffea.compress import detect_source
+        from hepae_coffea.compress.files import detect_source
 
         found = getattr(self, "sources", {}).get(path)
         if found is not None:
@@ -437,7 +437,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         return detect_source(path, variables, units=self.units, tree=tree)[0]
 
     def _write_chunk(self, meta: Mapping[str, Any], dataset: str, res: ChunkResult) -> dict:
-        from hepae_coffea.compress import ChunkJets, write_compressed_chunk
+        from hepae_coffea.compress.files import ChunkJets, write_compressed_chunk
 
         src = meta["filename"]
         tree = meta.get("treename", "Events")
@@ -479,7 +479,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         for i in range(len(canon)):
             _set_moments(out["residual_moments"], i, 0, rel[np.isfinite(rel[:, i]), i])
             _set_moments(out["residual_moments"], i, 1, absr[:, i])
-        # residual axes: exact bin indices from the floats' bits (hepae_coffea.binning)
+        # residual axes: exact bin indices from the floats' bits (hepae_coffea.processing.binning)
         finite_rel = np.isfinite(rel)
         add_per_column(out["residual"], RESIDUAL_BINNING.index(rel), valid=finite_rel)
         add_per_column(out["residual_abs"], RESIDUAL_BINNING.index(absr))

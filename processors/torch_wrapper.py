@@ -11,7 +11,7 @@ For analyses built on ``NanoEventsFactory(..., mode="dask")`` or
     wrapper = JetAutoencoderWrapper(units="MeV")
     rec = wrapper.reconstruct(events.Jets)                  # in the model's units (GeV)
 
-:func:`hepae_coffea.formats.detect_format` gives a file's schema, tree, collection and
+:func:`hepae_coffea.io.formats.detect_format` gives a file's schema, tree, collection and
 units (``fmt.units``). Fields are found by their aliases (PHYSLITE's ``m`` is the mass;
 Open Data's ``E``/``e`` gives the mass from pt, eta and E).
 
@@ -30,9 +30,9 @@ import awkward as ak
 import numpy as np
 from coffea.ml_tools.torch_wrapper import torch_wrapper
 
-from hepae_coffea.export import check_variables, default_model_path, read_metadata
-from hepae_coffea.model_cache import DEVICES, resolve_device
-from hepae_coffea.variables import (
+from hepae_coffea.model.cache import DEVICES, resolve_device
+from hepae_coffea.model.export import check_variables, default_model_path, read_metadata
+from hepae_coffea.variables.registry import (
     canonical_variable,
     energy_like,
     model_units,

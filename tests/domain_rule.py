@@ -2,14 +2,14 @@
 
 Jets outside it are counted, not decoded: pt and mass within the training range / 1.1 and
 x 1.1, eta within the training range widened by 10% of its width. Tests use this to know
-which jets the processor decodes without asking :mod:`hepae_coffea.domain`.
+which jets the processor decodes without asking :mod:`hepae_coffea.variables.domain`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hepae_coffea.export import read_metadata
+from hepae_coffea.model.export import read_metadata
 
 
 def in_domain(flat: np.ndarray, model: str | None = None) -> np.ndarray:

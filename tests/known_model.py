@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hepae_coffea.export import export_model
+from hepae_coffea.model.export import export_model
 
 VARIABLES = ["pt", "eta", "phi", "mass"]
 

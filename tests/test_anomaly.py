@@ -9,7 +9,7 @@ import hist
 import numpy as np
 import pytest
 
-from hepae_coffea.anomaly import (
+from hepae_coffea.processing.anomaly import (
     efficiency_at,
     event_baselines,
     event_scores,
@@ -181,7 +181,7 @@ def test_binned_sculpting_hand_worked():
 @pytest.fixture(scope="module")
 def anomaly_results(tmp_path_factory):
     """Processor outputs of a QCD-like background and a harder "signal" (pt x 5)."""
-    from hepae_coffea.run import run
+    from hepae_coffea.processing.run import run
 
     from .conftest import make_jets, write_nanoaod
 
@@ -198,7 +198,7 @@ def anomaly_results(tmp_path_factory):
 
 
 def test_processor_fills_baselines_on_the_scored_events(anomaly_results):
-    from hepae_coffea.anomaly_hists import BASELINE_BINNING, BASELINES, LEADING_BINNING
+    from hepae_coffea.processing.anomaly_hists import BASELINE_BINNING, BASELINES, LEADING_BINNING
 
     out, raw = anomaly_results
     counts, jets = raw["bkg"]
@@ -236,7 +236,7 @@ def test_processor_fills_baselines_on_the_scored_events(anomaly_results):
 
 
 def test_binned_baseline_roc_close_to_exact(anomaly_results):
-    from hepae_coffea.anomaly_hists import rocs_from_outputs
+    from hepae_coffea.processing.anomaly_hists import rocs_from_outputs
 
     out, raw = anomaly_results
     rocs = rocs_from_outputs(out, "bkg", "sig")
@@ -263,8 +263,8 @@ def test_binned_baseline_roc_close_to_exact(anomaly_results):
 def test_roc_figure_is_rejection_on_log_axis_with_baselines(anomaly_results):
     import matplotlib as mpl
 
-    from hepae_coffea.anomaly_hists import rocs_from_outputs
-    from hepae_coffea.plotting import figure_roc
+    from hepae_coffea.plots.plotting import figure_roc
+    from hepae_coffea.processing.anomaly_hists import rocs_from_outputs
 
     mpl.use("Agg")
     out, _ = anomaly_results
@@ -293,8 +293,8 @@ def test_sculpting_figure_and_numbers(anomaly_results):
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    from hepae_coffea.anomaly_hists import sculpting_from_output
-    from hepae_coffea.plotting import figure_sculpting
+    from hepae_coffea.plots.plotting import figure_sculpting
+    from hepae_coffea.processing.anomaly_hists import sculpting_from_output
 
     mpl.use("Agg")
     out, _ = anomaly_results
@@ -316,8 +316,8 @@ def test_sculpting_figure_and_numbers(anomaly_results):
 
 
 def test_report_anomaly_section(anomaly_results, tmp_path):
-    from hepae_coffea.anomaly_hists import rocs_from_outputs
-    from hepae_coffea.report import write_report
+    from hepae_coffea.plots.report import write_report
+    from hepae_coffea.processing.anomaly_hists import rocs_from_outputs
 
     out, _ = anomaly_results
     text = write_report(out, tmp_path, background="bkg", signal="sig").read_text()

@@ -6,8 +6,8 @@ import hist
 import numpy as np
 import pytest
 
-from hepae_coffea.binning import Log2Binning, add_counts, add_per_column
-from hepae_coffea.hists import (
+from hepae_coffea.processing.binning import Log2Binning, add_counts, add_per_column
+from hepae_coffea.processing.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
     RESIDUAL_BINNING,

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hepae_coffea.cli import main
-from hepae_coffea.export import default_model_path
+from hepae_coffea.model.export import default_model_path
 
 
 def test_info_default_json(capsys):

@@ -401,7 +401,7 @@ def test_bounded_ae_with_the_shipped_model():
     import torch
 
     from hepae_coffea.codecs import bounded_ae
-    from hepae_coffea.export import load_model
+    from hepae_coffea.model.export import load_model
 
     module = load_model().module
     variables = ("pt", "eta", "phi", "mass")

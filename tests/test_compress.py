@@ -12,10 +12,15 @@ import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from hepae_coffea.cli import main
-from hepae_coffea.compress import compress, decompress, read_compression_info, truncate_mantissa
+from hepae_coffea.compress.files import (
+    compress,
+    decompress,
+    read_compression_info,
+    truncate_mantissa,
+)
 from hepae_coffea.errors import HepaeError, InputFileError, ModelFileError
-from hepae_coffea.export import default_model_path
-from hepae_coffea.run import run
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.processing.run import run
 
 from .conftest import make_jets, write_nanoaod
 from .domain_rule import in_domain
@@ -240,7 +245,7 @@ def test_cli(source, tmp_path, capsys):
 def test_rebuilt_model_is_bit_identical_to_torchscript():
     import torch
 
-    from hepae_coffea.model_weights import blob_sha256, load_weights, weights_from_model_file
+    from hepae_coffea.model.weights import blob_sha256, load_weights, weights_from_model_file
 
     raw = default_model_path().read_bytes()
     blob, _ = weights_from_model_file(raw, "default")
@@ -286,7 +291,7 @@ def test_tampered_weights_refused(source, tmp_path):
     assert not (tmp_path / "r.root").exists()
     # a forged blob with a recomputed SHA-256 still holds no code: a header describing
     # other tensor shapes is refused when the weights are loaded
-    from hepae_coffea.model_weights import MAGIC
+    from hepae_coffea.model.weights import MAGIC
 
     n = int.from_bytes(blob[8:16], "little")
     head = json.loads(blob[16 : 16 + n])

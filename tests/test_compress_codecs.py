@@ -11,8 +11,8 @@ import pytest
 import uproot
 
 from hepae_coffea.cli import main
-from hepae_coffea.compress import compress, decompress, read_compression_info
-from hepae_coffea.compress_codecs import ENTROPY_MIN_JETS, ENTROPY_MIN_JETS_MANY, choose_codec
+from hepae_coffea.compress.choose import ENTROPY_MIN_JETS, ENTROPY_MIN_JETS_MANY, choose_codec
+from hepae_coffea.compress.files import compress, decompress, read_compression_info
 from hepae_coffea.errors import HepaeError
 
 from .conftest import make_jets, write_nanoaod

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import uproot
 
-import hepae_coffea.compress as compress_module
+import hepae_coffea.compress.files as compress_module
 from hepae_coffea.cli import main
-from hepae_coffea.compress import compress, decompress, read_compression_info
+from hepae_coffea.compress.files import compress, decompress, read_compression_info
+from hepae_coffea.processing.run import run
 from hepae_coffea.processors import compression as processor_module
-from hepae_coffea.run import run
 
 from .conftest import make_jets, write_nanoaod
 

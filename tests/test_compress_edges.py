@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hepae_coffea.compress import compress, decompress
+from hepae_coffea.compress.files import compress, decompress
 
 from .conftest import write_nanoaod
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import uproot
 
-from hepae_coffea.compress import _extra_branch, compress, decompress
-from hepae_coffea.export import export_model
-from hepae_coffea.models import build_model
-from hepae_coffea.normalize import Normalizer, choose_transforms
-from hepae_coffea.train import TrainConfig, build_metadata
+from hepae_coffea.compress.files import _extra_branch, compress, decompress
+from hepae_coffea.model.export import export_model
+from hepae_coffea.model.networks import build_model
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
+from hepae_coffea.training.loop import TrainConfig, build_metadata
 
 from .conftest import write_nanoaod
 

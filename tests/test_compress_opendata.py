@@ -17,10 +17,10 @@ import torch
 import uproot
 
 from hepae_coffea.cli import main
-from hepae_coffea.compress import compress, decompress, read_compression_info
+from hepae_coffea.compress.files import compress, decompress, read_compression_info
 from hepae_coffea.errors import HepaeError
-from hepae_coffea.export import default_model_path
-from hepae_coffea.run import run
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.processing.run import run
 
 from .conftest import make_jets
 
@@ -193,7 +193,7 @@ def test_compress_dir_on_open_data(od2020, tmp_path):
 
 
 def test_event_level_model_refused_for_e(od2020, tmp_path, monkeypatch):
-    from hepae_coffea import compress as module
+    from hepae_coffea.compress import files as module
 
     with pytest.raises(HepaeError, match="jet-level"):
         module.energy_route(

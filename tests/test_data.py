@@ -7,9 +7,9 @@ import pytest
 import uproot
 import vector
 
-from hepae_coffea.data import canonical_variable, iter_jets, read_jets
 from hepae_coffea.errors import InputFileError, MissingBranchError, NoJetsError
-from hepae_coffea.guards import trusted_pickles
+from hepae_coffea.io.guards import trusted_pickles
+from hepae_coffea.io.jets import canonical_variable, iter_jets, read_jets
 
 from .conftest import make_jets, write_nanoaod
 

@@ -9,11 +9,11 @@ import torch
 from coffea.nanoevents import NanoEventsFactory
 
 from hepae_coffea.cli import main
-from hepae_coffea.compress import compress, decompress
-from hepae_coffea.export import default_model_path, load_model
+from hepae_coffea.compress.files import compress, decompress
+from hepae_coffea.io.schemas import JetNanoAODSchema
+from hepae_coffea.model.export import default_model_path, load_model
 from hepae_coffea.processors.compression import JetCompressionProcessor, compress_decompress_chunk
 from hepae_coffea.processors.torch_wrapper import JetAutoencoderWrapper
-from hepae_coffea.schemas import JetNanoAODSchema
 
 VARS = ["pt", "eta", "phi", "mass"]
 HAS_CUDA = torch.cuda.is_available()

@@ -8,15 +8,15 @@ import pytest
 import torch
 import uproot
 
-from hepae_coffea.compress import compress, decompress
-from hepae_coffea.data import pad_events
+from hepae_coffea.compress.files import compress, decompress
 from hepae_coffea.errors import ModelFileError
-from hepae_coffea.evaluate import evaluate
-from hepae_coffea.export import load_model
-from hepae_coffea.models import ModelConfig, build_model
-from hepae_coffea.normalize import Normalizer, choose_transforms
-from hepae_coffea.run import run
-from hepae_coffea.train import TrainConfig, train
+from hepae_coffea.io.jets import pad_events
+from hepae_coffea.model.export import load_model
+from hepae_coffea.model.networks import ModelConfig, build_model
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
+from hepae_coffea.processing.evaluate import evaluate
+from hepae_coffea.processing.run import run
+from hepae_coffea.training.loop import TrainConfig, train
 
 from .conftest import make_jets, write_nanoaod
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from hepae_coffea.errors import ModelFileError
-from hepae_coffea.export import export_model, load_model, read_metadata
-from hepae_coffea.models import ModelConfig, build_model
-from hepae_coffea.normalize import Normalizer, choose_transforms
+from hepae_coffea.model.export import export_model, load_model, read_metadata
+from hepae_coffea.model.networks import ModelConfig, build_model
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
 
 from .conftest import make_jets
 

@@ -20,11 +20,11 @@ import pytest
 import torch
 import uproot
 
-from hepae_coffea.atomic import OutputWriteError, atomic_outputs
 from hepae_coffea.cli import main
 from hepae_coffea.errors import HepaeError
-from hepae_coffea.run import run
-from hepae_coffea.train import load_checkpoint, save_checkpoint
+from hepae_coffea.io.atomic import OutputWriteError, atomic_outputs
+from hepae_coffea.processing.run import run
+from hepae_coffea.training.loop import load_checkpoint, save_checkpoint
 
 from .conftest import make_jets, write_nanoaod
 
@@ -164,7 +164,7 @@ def test_full_disk_during_run_writes_nothing(tmp_path, monkeypatch, capsys):
     data = tmp_path / "in" / "data.root"
     data.parent.mkdir()
     write_nanoaod(data, counts, jets)
-    monkeypatch.setattr("hepae_coffea.safe_results.write_results", _disk_full)
+    monkeypatch.setattr("hepae_coffea.io.results.write_results", _disk_full)
     out = tmp_path / "res" / "r.coffea"
     assert main(["run", str(data), "-o", str(out), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

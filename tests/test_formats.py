@@ -15,13 +15,13 @@ import pytest
 import uproot
 
 from hepae_coffea.cli import main
-from hepae_coffea.data import read_jets
-from hepae_coffea.domain import REASONS, Domain, model_domain
 from hepae_coffea.errors import InputFileError
-from hepae_coffea.export import read_metadata
-from hepae_coffea.formats import detect_format
-from hepae_coffea.guards import UntrustedPickleError, trusted_pickles
-from hepae_coffea.report import report_table
+from hepae_coffea.io.formats import detect_format
+from hepae_coffea.io.guards import UntrustedPickleError, trusted_pickles
+from hepae_coffea.io.jets import read_jets
+from hepae_coffea.model.export import read_metadata
+from hepae_coffea.plots.report import report_table
+from hepae_coffea.variables.domain import REASONS, Domain, model_domain
 
 from .conftest import make_jets
 
@@ -294,7 +294,7 @@ def _run_cli(tmp_path, capsys, *args):
     assert main(["run", *map(str, args), "-o", str(out), "-q"]) == 0
     text = capsys.readouterr().out
     summary = json.loads(out.with_suffix(".summary.json").read_text())
-    from hepae_coffea.run import load_output
+    from hepae_coffea.processing.run import load_output
 
     data, _ = load_output(out)
     return text, summary, data
@@ -424,9 +424,9 @@ def test_torch_wrapper_physlite_units():
     import torch
     from coffea.nanoevents import NanoEventsFactory
 
-    from hepae_coffea.export import load_model
+    from hepae_coffea.io.schemas import jet_branch_filter, schema_class
+    from hepae_coffea.model.export import load_model
     from hepae_coffea.processors.torch_wrapper import JetAutoencoderWrapper
-    from hepae_coffea.schemas import jet_branch_filter, schema_class
 
     f = detect_format(PHYSLITE)
     events = NanoEventsFactory.from_root(
@@ -446,9 +446,9 @@ def test_out_of_domain_jets_counted_not_decoded(tmp_path):
     """pt -20, pt 1e30, a mass of -5 GeV and a NaN: counted per reason, never decoded."""
     from coffea.nanoevents import NanoEventsFactory
 
+    from hepae_coffea.io.schemas import JetNanoAODSchema
+    from hepae_coffea.plots.report import write_report
     from hepae_coffea.processors.compression import JetCompressionProcessor
-    from hepae_coffea.report import write_report
-    from hepae_coffea.schemas import JetNanoAODSchema
 
     from .conftest import write_nanoaod
 

@@ -1,4 +1,4 @@
-"""Tests for hepae_coffea.generate (Pythia 8 + FastJet sample generation)."""
+"""Tests for hepae_coffea.generate.pythia (Pythia 8 + FastJet sample generation)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hepae_coffea import generate as gen
+from hepae_coffea.generate import pythia as gen
 
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")

@@ -16,19 +16,19 @@ import pytest
 import torch
 
 from hepae_coffea.cli import main
-from hepae_coffea.data import read_jets
 from hepae_coffea.errors import InputFileError, ModelFileError
-from hepae_coffea.guards import (
+from hepae_coffea.io.guards import (
     OutputConflictError,
     UntrustedPickleError,
     check_outputs,
     safe_name,
     trusted_pickles,
 )
+from hepae_coffea.io.jets import read_jets
+from hepae_coffea.io.results import decode, encode, read_results, write_results
+from hepae_coffea.processing.run import build_fileset, load_output, run
 from hepae_coffea.processors.compression import compressed_chunk_name
-from hepae_coffea.run import build_fileset, load_output, run
-from hepae_coffea.safe_results import decode, encode, read_results, write_results
-from hepae_coffea.train import load_checkpoint, save_checkpoint
+from hepae_coffea.training.loop import load_checkpoint, save_checkpoint
 
 from .conftest import make_jets, write_nanoaod
 

@@ -7,7 +7,7 @@ import math
 import hist
 import pytest
 
-from hepae_coffea.hists import moments_mean_rms
+from hepae_coffea.processing.hists import moments_mean_rms
 
 
 def _moments() -> hist.Hist:

@@ -8,11 +8,11 @@ import pytest
 import torch
 import uproot
 
-from hepae_coffea.compress import compress, decompress
-from hepae_coffea.export import read_metadata
-from hepae_coffea.normalize import Normalizer, choose_transforms
-from hepae_coffea.run import run
-from hepae_coffea.train import TrainConfig, train
+from hepae_coffea.compress.files import compress, decompress
+from hepae_coffea.model.export import read_metadata
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
+from hepae_coffea.processing.run import run
+from hepae_coffea.training.loop import TrainConfig, train
 
 from .conftest import make_jets, write_nanoaod
 
@@ -193,7 +193,7 @@ def test_fractions_decoded_within_unit_interval():
 
 
 def test_residual_kind_for_fractions_and_counts():
-    from hepae_coffea.metrics import residual_kind, residuals
+    from hepae_coffea.processing.metrics import residual_kind, residuals
 
     absolute = ["eta", "phi", "chHEF", "muEF", "Jet_neEmEF", "nConstituents", "nCharged"]
     relative = ["pt", "mass", "E", "width", "ptD", "n", "nothing"]

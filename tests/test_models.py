@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hepae_coffea.models import ModelConfig, build_model
-from hepae_coffea.normalize import Normalizer, choose_transforms
+from hepae_coffea.model.networks import ModelConfig, build_model
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
 
 from .conftest import make_jets
 

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from hepae_coffea.normalize import Normalizer, VariableTransform, _wrap_angle, choose_transforms
+from hepae_coffea.model.normalize import (
+    Normalizer,
+    VariableTransform,
+    _wrap_angle,
+    choose_transforms,
+)
 
 from .conftest import make_jets
 

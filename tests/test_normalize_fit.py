@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from hepae_coffea.normalize import choose_transforms
+from hepae_coffea.model.normalize import choose_transforms
 
 Q16, Q84 = 0.15865525, 0.84134475
 NAMES = ["pt", "eta", "phi", "mass", "width", "nConstituents", "chHEF"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hepae_coffea.normalize import _fit
+from hepae_coffea.model.normalize import _fit
 
 
 def _one(values, var="mass", **kw):

@@ -22,9 +22,9 @@ import torch
 import uproot
 
 from hepae_coffea.cli import main
-from hepae_coffea.export import default_model_path, export_model, file_sha256, read_metadata
-from hepae_coffea.models import build_model
-from hepae_coffea.normalize import Normalizer, choose_transforms
+from hepae_coffea.model.export import default_model_path, export_model, file_sha256, read_metadata
+from hepae_coffea.model.networks import build_model
+from hepae_coffea.model.normalize import Normalizer, choose_transforms
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -245,7 +245,7 @@ def test_cli_errors(tmp_path, capsys):
 def event_model(tmp_path_factory):
     """An untrained event-level model with every kind of transform: log, scale, angle,
     periodic, one-hot, integer and unit-interval variables."""
-    from hepae_coffea.train import TrainConfig, build_metadata
+    from hepae_coffea.training.loop import TrainConfig, build_metadata
 
     rng = np.random.default_rng(3)
     n = 3000

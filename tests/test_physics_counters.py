@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hepae_coffea.data import read_jets
+from hepae_coffea.io.jets import read_jets
 
 from .conftest import make_jets, write_nanoaod
 

@@ -13,8 +13,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from hepae_coffea.report import report_table, write_report
-from hepae_coffea.run import run
+from hepae_coffea.plots.report import report_table, write_report
+from hepae_coffea.processing.run import run
 
 from .conftest import make_jets, write_nanoaod
 from .known_model import expected_reconstruction, export_known_model
@@ -219,8 +219,8 @@ def test_one_chunk_counters_moments_and_fills(sample, models):
     import awkward as ak
     from coffea.nanoevents import NanoEventsFactory
 
+    from hepae_coffea.io.schemas import JetNanoAODSchema
     from hepae_coffea.processors.compression import JetCompressionProcessor
-    from hepae_coffea.schemas import JetNanoAODSchema
 
     path, counts, x = sample
     n = len(x)

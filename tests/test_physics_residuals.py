@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from hepae_coffea.metrics import (
+from hepae_coffea.processing.metrics import (
     is_count,
     residual_kind,
     residual_summary,

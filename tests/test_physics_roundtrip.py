@@ -10,10 +10,10 @@ import pytest
 import torch
 import uproot
 
-from hepae_coffea.compress import compress, decompress
+from hepae_coffea.compress.files import compress, decompress
 from hepae_coffea.errors import ModelFileError
-from hepae_coffea.export import default_model_path
-from hepae_coffea.run import run
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.processing.run import run
 
 from .conftest import make_jets, write_nanoaod
 from .known_model import VARIABLES, expected_reconstruction, export_known_model

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from hepae_coffea.cli import main
-from hepae_coffea.export import load_model
-from hepae_coffea.hists import make_hists, sigma68_from_hist
-from hepae_coffea.plotting import (
+from hepae_coffea.model.export import load_model
+from hepae_coffea.plots.plotting import (
     figure_distribution,
     figure_latent_pairs,
     figure_latent_scan,
@@ -24,8 +23,9 @@ from hepae_coffea.plotting import (
     plot_results,
     roc_from_hists,
 )
-from hepae_coffea.report import report_table, threshold_for, write_report
-from hepae_coffea.run import run, run_info, save_output
+from hepae_coffea.plots.report import report_table, threshold_for, write_report
+from hepae_coffea.processing.hists import make_hists, sigma68_from_hist
+from hepae_coffea.processing.run import run, run_info, save_output
 
 from .conftest import make_jets, write_nanoaod
 
@@ -295,9 +295,9 @@ def test_cli_plot_errors(results, tmp_path, monkeypatch, capsys, argv, message):
 
 
 def test_count_residuals_drawn_per_integer_and_width_below_resolution():
-    from hepae_coffea.hists import make_hists
-    from hepae_coffea.metrics import is_count
-    from hepae_coffea.report import _fmt_width
+    from hepae_coffea.plots.report import _fmt_width
+    from hepae_coffea.processing.hists import make_hists
+    from hepae_coffea.processing.metrics import is_count
 
     assert is_count("nCharged")
     assert is_count("Jet_nConstituents")

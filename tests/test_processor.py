@@ -10,13 +10,13 @@ import vector
 from coffea import processor
 from coffea.nanoevents import BaseSchema, NanoEventsFactory
 
-from hepae_coffea import model_cache
 from hepae_coffea.errors import MissingBranchError, ModelFileError
-from hepae_coffea.evaluate import run_model
-from hepae_coffea.export import default_model_path, load_model
-from hepae_coffea.metrics import residuals
+from hepae_coffea.io.schemas import JetNanoAODSchema
+from hepae_coffea.model import cache as model_cache
+from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.processing.evaluate import run_model
+from hepae_coffea.processing.metrics import residuals
 from hepae_coffea.processors.compression import JetCompressionProcessor, compress_decompress_chunk
-from hepae_coffea.schemas import JetNanoAODSchema
 
 from .conftest import make_jets, write_nanoaod
 from .domain_rule import in_domain

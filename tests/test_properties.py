@@ -17,11 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from hepae_coffea.binning import Log2Binning
-from hepae_coffea.compress import truncate_mantissa
-from hepae_coffea.hists import COARSE_RESIDUAL_BINNING, PT_BINNING, RESIDUAL_BINNING, SCORE_BINNING
-from hepae_coffea.metrics import residuals, unphysical_mask
-from hepae_coffea.normalize import Normalizer, _wrap_angle, choose_transforms
+from hepae_coffea.compress.files import truncate_mantissa
+from hepae_coffea.model.normalize import Normalizer, _wrap_angle, choose_transforms
+from hepae_coffea.processing.binning import Log2Binning
+from hepae_coffea.processing.hists import (
+    COARSE_RESIDUAL_BINNING,
+    PT_BINNING,
+    RESIDUAL_BINNING,
+    SCORE_BINNING,
+)
+from hepae_coffea.processing.metrics import residuals, unphysical_mask
 
 # tools/mutation.sh: the same examples for every mutant, no database carried between them
 settings.register_profile("mutation", derandomize=True, database=None)
@@ -320,8 +325,8 @@ def test_compress_round_trip_every_variable(tmp_path_factory, counts, data):
     import torch
     import uproot
 
-    from hepae_coffea.compress import compress, decompress
-    from hepae_coffea.export import default_model_path
+    from hepae_coffea.compress.files import compress, decompress
+    from hepae_coffea.model.export import default_model_path
 
     from .conftest import write_nanoaod
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hepae_coffea.evaluate import run_model
-from hepae_coffea.export import load_model
-from hepae_coffea.metrics import residuals, sigma68
-from hepae_coffea.report import sigma68_vs_pt, write_report
-from hepae_coffea.run import run
+from hepae_coffea.model.export import load_model
+from hepae_coffea.plots.report import sigma68_vs_pt, write_report
+from hepae_coffea.processing.evaluate import run_model
+from hepae_coffea.processing.metrics import residuals, sigma68
+from hepae_coffea.processing.run import run
 
 from .conftest import make_jets, write_nanoaod
 from .domain_rule import in_domain

@@ -7,7 +7,7 @@ import pytest
 import uproot
 
 from hepae_coffea.errors import InputFileError
-from hepae_coffea.rootfile import open_root, tree_names
+from hepae_coffea.io.rootfile import open_root, tree_names
 
 
 def test_trees_of_a_written_file(tmp_path):

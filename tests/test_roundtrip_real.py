@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import uproot
 
-from hepae_coffea.compress import compress, decompress
-from hepae_coffea.export import default_model_path
+from hepae_coffea.compress.files import compress, decompress
+from hepae_coffea.model.export import default_model_path
 
 DATA = Path(__file__).parent / "data"
 NANO = DATA / "nano_dy.root"

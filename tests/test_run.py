@@ -16,8 +16,8 @@ from coffea.util import load
 
 from hepae_coffea.cli import main
 from hepae_coffea.errors import HepaeError, InputFileError, MissingBranchError
-from hepae_coffea.run import build_fileset, choose_schema, run, save_output, summarize
-from hepae_coffea.schemas import JetNanoAODSchema
+from hepae_coffea.io.schemas import JetNanoAODSchema
+from hepae_coffea.processing.run import build_fileset, choose_schema, run, save_output, summarize
 
 from .conftest import make_jets, write_nanoaod
 
@@ -187,7 +187,7 @@ def test_dask_awkward_wrapper_equals_runner(two_datasets, iterative_output):
     assert ak.num(rec, axis=1).tolist() == ak.num(jets, axis=1).tolist()
     # fill the processor's histograms from the dask-route arrays and compare bin by bin
     proc = JetCompressionProcessor()
-    from hepae_coffea.hists import make_hists
+    from hepae_coffea.processing.hists import make_hists
     from hepae_coffea.processors.compression import ChunkResult
 
     flat = ak.flatten(rec, axis=1)

@@ -102,11 +102,11 @@ def test_package_import_is_light_and_names_resolve_lazily():
 
 
 def test_public_names_resolve_to_their_modules():
-    data = importlib.import_module("hepae_coffea.data")
+    data = importlib.import_module("hepae_coffea.io.jets")
     errors = importlib.import_module("hepae_coffea.errors")
-    export = importlib.import_module("hepae_coffea.export")
-    train = importlib.import_module("hepae_coffea.train")
-    evaluate = importlib.import_module("hepae_coffea.evaluate")
+    export = importlib.import_module("hepae_coffea.model.export")
+    train = importlib.import_module("hepae_coffea.training.loop")
+    evaluate = importlib.import_module("hepae_coffea.processing.evaluate")
 
     assert hepae_coffea.read_jets is data.read_jets
     assert hepae_coffea.ModelFileError is errors.ModelFileError
@@ -120,13 +120,13 @@ def test_public_names_resolve_to_their_modules():
     assert set(dir(hepae_coffea)) >= set(hepae_coffea.__all__)
 
 
-def test_function_wins_over_its_submodule_in_a_fresh_interpreter():
-    """``from hepae_coffea import evaluate`` is the function, even after the submodule."""
+def test_public_function_is_not_shadowed_by_its_module_in_a_fresh_interpreter():
+    """``from hepae_coffea import evaluate, train`` gives the functions, even after their modules."""
     body = (
-        "import hepae_coffea.evaluate, hepae_coffea.train\n"
+        "import hepae_coffea.processing.evaluate, hepae_coffea.training.loop\n"
         "from hepae_coffea import evaluate, train\n"
-        "assert callable(evaluate) and evaluate.__module__ == 'hepae_coffea.evaluate'\n"
-        "assert callable(train) and train.__module__ == 'hepae_coffea.train'\n"
+        "assert callable(evaluate) and evaluate.__module__ == 'hepae_coffea.processing.evaluate'\n"
+        "assert callable(train) and train.__module__ == 'hepae_coffea.training.loop'\n"
     )
     assert "torch" in _loaded_after(body)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hepae_coffea.export import load_model
-from hepae_coffea.train import TrainConfig, load_config, lr_find, train
+from hepae_coffea.model.export import load_model
+from hepae_coffea.training.loop import TrainConfig, load_config, lr_find, train
 
 
 def _cfg(train_sample, tmp_path, **kw):

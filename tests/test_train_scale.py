@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from hepae_coffea.export import load_model
-from hepae_coffea.model_cache import get_model, in_blocks, resolve_device
-from hepae_coffea.models import weighted_mean
-from hepae_coffea.normalize import Normalizer, fit_transforms, flag_absurd
-from hepae_coffea.stream import ShuffleBuffer, batches, iter_weighted_jets
-from hepae_coffea.train import TrainConfig, _JetStream, _prepare, train
+from hepae_coffea.model.cache import get_model, in_blocks, resolve_device
+from hepae_coffea.model.export import load_model
+from hepae_coffea.model.networks import weighted_mean
+from hepae_coffea.model.normalize import Normalizer, fit_transforms, flag_absurd
+from hepae_coffea.training.loop import TrainConfig, _JetStream, _prepare, train
+from hepae_coffea.training.stream import ShuffleBuffer, batches, iter_weighted_jets
 
 from .conftest import make_jets, write_nanoaod
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from hepae_coffea import data as data_module
 from hepae_coffea.errors import HepaeError
-from hepae_coffea.metrics import residuals
-from hepae_coffea.variables import (
+from hepae_coffea.io import jets as data_module
+from hepae_coffea.processing.metrics import residuals
+from hepae_coffea.variables.registry import (
     canonical_variable,
     check_units,
     from_gev,

@@ -14,9 +14,9 @@ import pytest
 import uproot
 
 from hepae_coffea.cli import main
-from hepae_coffea.compress import INFO_KEY, MODEL_KEY
-from hepae_coffea.export import default_model_path
-from hepae_coffea.run import _root_items, load_output
+from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.processing.run import _root_items, load_output
 
 with warnings.catch_warnings():
     # the PyPI build of ROOT announces itself as an alpha distribution on import

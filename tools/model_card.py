@@ -14,7 +14,7 @@ import math
 import sys
 from pathlib import Path
 
-from hepae_coffea.export import read_metadata
+from hepae_coffea.model.export import read_metadata
 
 VARS = ("pt", "eta", "phi", "mass")
 

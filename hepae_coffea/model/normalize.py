@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .variables import VARIABLES, canonical_variable, nonnegative_energy
+from ..variables.registry import VARIABLES, canonical_variable, nonnegative_energy
 
 __all__ = [
     "MAX_ROBUST_Z",

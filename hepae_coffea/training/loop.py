@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_output, write_text_atomic
-from .data import pad_events, read_jets
-from .export import export_model, variable_unit
-from .metrics import residual_summary, residuals
-from .model_cache import DEVICES, resolve_device
-from .models import JetAutoencoder, ModelConfig, build_model, weighted_mean
-from .normalize import FitReport, Normalizer, VariableTransform, fit_transforms, flag_absurd
+from ..io.atomic import atomic_output, write_text_atomic
+from ..io.jets import pad_events, read_jets
+from ..model.cache import DEVICES, resolve_device
+from ..model.export import export_model, variable_unit
+from ..model.networks import JetAutoencoder, ModelConfig, build_model, weighted_mean
+from ..model.normalize import FitReport, Normalizer, VariableTransform, fit_transforms, flag_absurd
+from ..processing.metrics import residual_summary, residuals
+from ..variables.registry import check_units
 from .stream import ShuffleBuffer, batches, iter_weighted_jets
-from .variables import check_units
 
 __all__ = ["SCHEDULES", "TrainConfig", "TrainResult", "load_config", "lr_find", "train"]
 
@@ -82,7 +82,7 @@ class TrainConfig:
     max_jets: int = 0
     prefix: str = ""  # "" (and tree ""): the file format is detected
     tree: str = ""
-    format: str = ""  # force a file format (hepae_coffea.formats.FORMATS)
+    format: str = ""  # force a file format (hepae_coffea.io.formats.FORMATS)
     units: str = ""  # the files' energy unit, overriding the format's (MeV or GeV)
     collection: str = ""  # jet collection (PHYSLITE: Jets or LargeRJets)
     preview: bool = True
@@ -635,7 +635,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ModelFileError
         The file is damaged, not a checkpoint, or holds anything but plain data.
     """
-    from .errors import ModelFileError
+    from ..errors import ModelFileError
 
     try:
         ck = torch.load(path, weights_only=True, map_location="cpu")
@@ -784,7 +784,7 @@ def train(
                 if k != "epoch":
                     writer.add_scalar(k, v, epoch + 1)
         if config.preview:
-            from .plotting import plot_residuals
+            from ..plots.plotting import plot_residuals
 
             plot_residuals(
                 res,
@@ -954,7 +954,7 @@ def lr_find(
     skip = max(1, len(lrs) // 10)  # ignore the noisy first steps
     suggestion = float(lrs[skip + int(np.argmin(slope[skip:]))])
     if plot is not None:
-        from .plotting import plot_lr_find
+        from ..plots.plotting import plot_lr_find
 
         plot_lr_find(lrs, losses, suggestion, plot)
     with contextlib.suppress(Exception):

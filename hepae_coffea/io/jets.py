@@ -16,16 +16,16 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from .errors import InputFileError, MissingBranchError, NoJetsError
+from ..errors import InputFileError, MissingBranchError, NoJetsError
+from ..variables.registry import canonical_variable, convert, normalise_units, spellings
 from .formats import PARQUET_SUFFIXES, PICKLE_SUFFIXES, ROOT_SUFFIXES, JetFormat, detect_format
 from .rootfile import open_root, tree_names
-from .variables import canonical_variable, convert, normalise_units, spellings
 
 __all__ = [
     "DEFAULT_VARIABLES",
     "JetChunk",
     "JetData",
-    "canonical_variable",  # re-exported from hepae_coffea.variables
+    "canonical_variable",  # re-exported from hepae_coffea.variables.registry
     "iter_jets",
     "pad_events",
     "read_jets",
@@ -353,7 +353,7 @@ def iter_jets(
         px/py/pz/E branches, and the mass from pt/eta/E, when the file stores those instead.
     prefix : str, optional
         Branch prefix of the jet collection (``Jet_``). Without it (and without ``tree``)
-        the format is detected (:func:`hepae_coffea.formats.detect_format`).
+        the format is detected (:func:`hepae_coffea.io.formats.detect_format`).
     tree : str, optional
         Tree name; by default the detected format's tree.
     step_size : str or int

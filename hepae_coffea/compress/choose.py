@@ -18,8 +18,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from .codecs import CODECS, Precision, circular_error, get_codec, parse_precision
-from .errors import HepaeError
+from ..codecs import CODECS, Precision, circular_error, get_codec, parse_precision
+from ..errors import HepaeError
 from .root_copy import BranchSpec
 
 __all__ = [
@@ -133,7 +133,7 @@ def encode_payload(
     counts = np.asarray(counts, np.int64)
     columns = {v: np.ascontiguousarray(x[:, i]) for i, v in enumerate(variables)}
     if codec == "ae":
-        from .codecs import bounded_ae
+        from ..codecs import bounded_ae
 
         enc = bounded_ae.encode(
             columns,
@@ -212,7 +212,7 @@ def decode_payload(
         a = arrays[b["name"]]
         branches[b["key"]] = a if isinstance(a, np.ndarray) else ak.to_numpy(ak.flatten(a))
     if codec == "ae":
-        from .codecs import bounded_ae
+        from ..codecs import bounded_ae
 
         if decoder is None:
             raise HepaeError("codec 'ae' needs the model to decode")

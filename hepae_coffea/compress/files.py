@@ -10,7 +10,7 @@ algorithm and level unless told otherwise, and one basket per branch for each bl
 ``step_size``.
 
 The model travels as plain weights and an architecture description
-(:mod:`~hepae_coffea.model_weights`), never as code, or only as a reference (name and
+(:mod:`~hepae_coffea.model.weights`), never as code, or only as a reference (name and
 SHA-256) with ``model_ref=True``. Files that uproot cannot rewrite (ATLAS PHYSLITE's xAOD
 containers) are written as a flat tree of the event identifiers, the jets' latents and the
 branches named in ``keep``; ``decompress`` then gives a NanoAOD-style flat tree
@@ -33,10 +33,17 @@ import awkward as ak
 import numpy as np
 import torch
 
-from . import __version__
-from .atomic import atomic_output, is_disk_full
-from .codecs import CodecError, parse_precision
-from .compress_codecs import (
+from .. import __version__
+from ..codecs import CodecError, parse_precision
+from ..errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
+from ..io.atomic import atomic_output, is_disk_full
+from ..io.jets import _find, pad_events
+from ..io.rootfile import open_root
+from ..model.cache import in_blocks, resolve_device
+from ..model.export import default_model_path, file_sha256
+from ..model.weights import blob_sha256, load_weights, weights_from_model_file
+from ..variables.registry import from_gev, to_gev
+from .choose import (
     KINEMATICS,
     CodecPayload,
     choose_codec,
@@ -45,11 +52,6 @@ from .compress_codecs import (
     max_errors,
     slice_block,
 )
-from .data import _find, pad_events
-from .errors import HepaeError, InputFileError, MissingBranchError, ModelFileError
-from .export import default_model_path, file_sha256
-from .model_cache import in_blocks, resolve_device
-from .model_weights import blob_sha256, load_weights, weights_from_model_file
 from .root_copy import (
     BranchSpec,
     Unwritable,
@@ -62,8 +64,6 @@ from .root_copy import (
     register_streamers,
     tree_keys,
 )
-from .rootfile import open_root
-from .variables import from_gev, to_gev
 
 __all__ = [
     "COMPRESSIONS",
@@ -183,7 +183,7 @@ def detect_source(
     and ``energy=True`` (see `energy_route`). Raises `InputFileError` for formats compress
     cannot write back (pickles, parquet) or jets without a branch for each of ``variables``.
     """
-    from .formats import detect_format
+    from ..io.formats import detect_format
 
     found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
     if found.tree is None:
@@ -285,7 +285,7 @@ def truncate_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
     truncate codec's :func:`~hepae_coffea.codecs.truncate.round_mantissa`; a ValueError for
     bits outside 0..23.)
     """
-    from .codecs.truncate import round_mantissa
+    from ..codecs.truncate import round_mantissa
 
     return round_mantissa(x, bits)
 
@@ -653,7 +653,7 @@ def compress(
         every value meets it); the others compress (pt, eta, phi, mass) to ``precision``
         without a model. Default: ``ae`` without ``precision``; with it ``entropy`` for
         inputs of at least ``ENTROPY_MIN_JETS`` jets, ``pcodec`` for fewer
-        (`~hepae_coffea.compress_codecs.default_codec`).
+        (`~hepae_coffea.compress.choose.default_codec`).
     precision : str, optional
         Precision SPEC (``nanoaod``, ``atlas-high``, ``atlas-low`` or ``VAR=Nbits|X|Xrel``
         tokens); absolute bounds on pt and mass are in GeV.
@@ -993,7 +993,7 @@ def _codec_data(arrays, plan: _Plan, src: JetSource, payload, counts, e0: int, j
 
 def _codec_summary(payload: CodecPayload, x: np.ndarray, variables, decoder) -> dict[str, Any]:
     """Max errors of the stored jets (decoded here as decompress will) and corrections."""
-    from .compress_codecs import _decode_flat
+    from .choose import _decode_flat
 
     rec = _decode_flat(payload, variables, decoder)
     out: dict[str, Any] = {"max_error": max_errors(x, rec, variables)}

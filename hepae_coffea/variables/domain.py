@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .variables import canonical_variable, model_units, nonnegative_energy, unit_scale
+from .registry import canonical_variable, model_units, nonnegative_energy, unit_scale
 
 __all__ = [
     "ABSURD_GEV",

@@ -13,9 +13,9 @@ from typing import Any, cast
 import hist
 import numpy as np
 
+from ..variables.domain import REASONS
+from ..variables.registry import canonical_variable, residual_kind, unit_label
 from .binning import Log2Binning
-from .domain import REASONS
-from .variables import canonical_variable, residual_kind, unit_label
 
 __all__ = [
     "COARSE_RESIDUAL_BINNING",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .variables import (
+from ..variables.registry import (
     ABSOLUTE_VARIABLES,
     canonical_variable,
     is_count,

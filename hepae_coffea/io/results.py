@@ -19,7 +19,7 @@ from typing import Any
 import hist
 import numpy as np
 
-from .errors import InputFileError
+from ..errors import InputFileError
 
 __all__ = ["FORMAT", "decode", "encode", "read_results", "safe_results_path", "write_results"]
 

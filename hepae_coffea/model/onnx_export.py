@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .atomic import atomic_output
-from .errors import InputFileError, ModelFileError
+from .. import __version__
+from ..errors import InputFileError, ModelFileError
+from ..io.atomic import atomic_output
 from .export import LoadedModel, load_model
-from .models import EventAutoencoder, JetAutoencoder, ModelConfig, _unpack, build_model
+from .networks import EventAutoencoder, JetAutoencoder, ModelConfig, _unpack, build_model
 from .normalize import Normalizer, VariableTransform
 
 __all__ = [

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from .errors import HepaeError
+from ..errors import HepaeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,7 +166,7 @@ def read_trusted_pickle_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
     (:func:`trusted_pickles`); InputFileError for unreadable files or other objects."""
     import pandas as pd
 
-    from .errors import InputFileError
+    from ..errors import InputFileError
 
     require_trusted_pickle(path, "pickle file (HEPAutoencoders-style pandas DataFrame)")
     try:

@@ -3,8 +3,8 @@
 Compressed files carry their model in this form, never as TorchScript or pickle. Reading
 it runs no code from the file: the header is parsed as JSON, the tensors are read with
 :func:`numpy.frombuffer`, and the network is rebuilt by this package's own classes
-(:func:`~hepae_coffea.models.build_model` with a
-:class:`~hepae_coffea.normalize.Normalizer`) before the tensors are loaded into it.
+(:func:`~hepae_coffea.model.networks.build_model` with a
+:class:`~hepae_coffea.model.normalize.Normalizer`) before the tensors are loaded into it.
 
 Layout of a weights blob::
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 __all__ = [
     "WEIGHTS_FORMAT",
@@ -172,7 +172,7 @@ def read_header(blob: bytes, label: str = "model weights") -> dict[str, Any]:
 
 def rebuild(description: Mapping[str, Any]) -> nn.Module:
     """An untrained eager model with the architecture ``description`` states."""
-    from .models import ModelConfig, build_model
+    from .networks import ModelConfig, build_model
     from .normalize import Normalizer, VariableTransform
 
     d = description
@@ -288,8 +288,8 @@ def weights_from_model_file(
     the blob is returned only if the rebuilt model's outputs equal the TorchScript's bit for
     bit. Returns ``(blob, metadata)``.
     """
+    from .cache import get_model, model_bytes_sha256
     from .export import metadata_from_bytes
-    from .model_cache import get_model, model_bytes_sha256
 
     sha = model_bytes_sha256(model_bytes)
     meta = metadata_from_bytes(model_bytes, label)

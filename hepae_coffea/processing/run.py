@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_outputs
-from .data import _resolve_columns
-from .errors import HepaeError, InputFileError
-from .formats import JetFormat, detect_format, tree_keys
+from ..errors import HepaeError, InputFileError
+from ..io.atomic import atomic_outputs
+from ..io.formats import JetFormat, detect_format, tree_keys
+from ..io.jets import _resolve_columns
+from ..variables.registry import residual_kind
 from .hists import hist_quantile, moments_mean_rms, preferred_residual, sigma68_from_hist
-from .variables import residual_kind
 
 __all__ = [
     "EXECUTORS",
@@ -464,7 +464,7 @@ def run(
         in PHYSLITE, where ``LargeRJets`` may be chosen).
     fmt, units : str, optional
         Force a file format and/or the files' energy unit (see
-        :func:`hepae_coffea.formats.detect_format`); values are converted to the model's
+        :func:`hepae_coffea.io.formats.detect_format`); values are converted to the model's
         units when read.
     fields, pt_min, abs_eta_max
         Passed to :class:`~hepae_coffea.processors.compression.JetCompressionProcessor`.
@@ -479,8 +479,8 @@ def run(
     from coffea import processor
     from coffea.nanoevents import BaseSchema
 
-    from .processors.compression import JetCompressionProcessor
-    from .schemas import jet_branch_filter, schema_class
+    from ..io.schemas import jet_branch_filter, schema_class
+    from ..processors.compression import JetCompressionProcessor
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} not in {EXECUTORS}")
@@ -493,8 +493,8 @@ def run(
         if value is not None and compress_dir is None:
             raise ValueError(f"{name} needs compress_dir (it applies to the compressed files)")
     if compress_dir is not None:
-        from .codecs import parse_precision
-        from .compress_codecs import choose_codec
+        from ..codecs import parse_precision
+        from ..compress.choose import choose_codec
 
         choose_codec(codec, precision)  # an unknown codec fails before anything is read
         if precision is not None:
@@ -579,8 +579,8 @@ def _chunk_sources(
 ) -> dict[str, dict[str, Any]]:
     """Where each file's jets are for the compressed chunks, detected once here (one line
     each, as ``hepae compress`` prints); ``--field`` names replace the format's branches."""
-    from .compress import detect_source
-    from .compress_codecs import KINEMATICS
+    from ..compress.choose import KINEMATICS
+    from ..compress.files import detect_source
 
     variables = proc.variables if proc.codec in (None, "ae") else list(KINEMATICS)
     out = {}
@@ -690,7 +690,7 @@ def output_paths(path: str | os.PathLike) -> dict[str, Path]:
     """Every file :func:`save_output` (and ``hepae run``) writes for an output ``X.coffea``:
     the pickle, ROOT histograms ``X.root``, the safe results ``X.hists.json`` and the
     summary ``X.summary.json``."""
-    from .safe_results import safe_results_path
+    from ..io.results import safe_results_path
 
     path = Path(path)
     return {
@@ -711,7 +711,7 @@ def load_output(
     exists. The ``.coffea`` pickle itself is loaded only with ``trust_pickle=True``
     (unpickling can run code from the file).
     """
-    from .safe_results import read_results, safe_results_path
+    from ..io.results import read_results, safe_results_path
 
     path = Path(path)
     if not path.exists():
@@ -723,7 +723,7 @@ def load_output(
     else:
         from coffea.util import load
 
-        from .guards import UntrustedPickleError
+        from ..io.guards import UntrustedPickleError
 
         if not trust_pickle:
             raise UntrustedPickleError(
@@ -758,8 +758,8 @@ def save_output(
     import uproot
     from coffea.util import save
 
-    from .guards import check_outputs
-    from .safe_results import write_results
+    from ..io.guards import check_outputs
+    from ..io.results import write_results
 
     paths = output_paths(path)
     if summary is None:

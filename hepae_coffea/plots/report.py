@@ -17,24 +17,24 @@ from typing import Any
 
 import numpy as np
 
-from .anomaly import DEFAULT_EPS_B, efficiency_at
-from .anomaly_hists import (
+from ..io.atomic import write_text_atomic
+from ..processing.anomaly import DEFAULT_EPS_B, efficiency_at
+from ..processing.anomaly_hists import (
     BASELINES,
     CURVES,
     has_anomaly_hists,
     rocs_from_outputs,
     sculpting_from_output,
 )
-from .atomic import write_text_atomic
-from .hists import (
+from ..processing.hists import (
     RESIDUAL_RESOLUTION,
     abs_residual_stats,
     moments_mean_rms,
     preferred_residual,
     sigma68_from_hist,
 )
-from .metrics import residual_kind
-from .variables import canonical_variable
+from ..processing.metrics import residual_kind
+from ..variables.registry import canonical_variable
 
 __all__ = [
     "DEFAULT_THRESHOLDS",

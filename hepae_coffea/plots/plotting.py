@@ -16,11 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_output
-from .guards import safe_name
-from .hists import RESIDUAL_RESOLUTION, cdf_at, hist_quantile, moments_mean_rms, sigma68_from_hist
-from .metrics import is_count, residual_kind, sigma68
-from .variables import nonnegative_energy, tex_label, unit_label
+from ..io.atomic import atomic_output
+from ..io.guards import safe_name
+from ..processing.hists import (
+    RESIDUAL_RESOLUTION,
+    cdf_at,
+    hist_quantile,
+    moments_mean_rms,
+    sigma68_from_hist,
+)
+from ..processing.metrics import is_count, residual_kind, sigma68
+from ..variables.registry import nonnegative_energy, tex_label, unit_label
 
 __all__ = [
     "atlas_label",
@@ -446,7 +452,7 @@ def figure_roc(
     scores and, where the results hold them, the trivial baselines on the same events
     (leading-jet pT and mass, HT; dashed). The hatched band is beyond the statistical
     reach of the background sample (fewer than ``min_background`` events pass)."""
-    from .anomaly_hists import CURVES, rocs_from_outputs
+    from ..processing.anomaly_hists import CURVES, rocs_from_outputs
 
     plt, _ = _pyplot()
     rocs = rocs_from_outputs(outputs, background, signal)
@@ -516,7 +522,7 @@ def figure_sculpting(
     """How an event-score cut reshapes a (background) dataset's leading-jet pT and mass
     spectra: normalised spectra before and after cuts keeping ``eps_b`` of the events
     (top), and their ratio, cut over inclusive (bottom; 1 = no sculpting)."""
-    from .anomaly_hists import baseline_label, sculpting_from_output
+    from ..processing.anomaly_hists import baseline_label, sculpting_from_output
 
     plt, mh = _pyplot()
     sc = sculpting_from_output(d, kind, eps_b)
@@ -652,7 +658,7 @@ def figure_latent_scan(
     """
     import torch
 
-    from .export import load_model
+    from ..model.export import load_model
 
     plt, _ = _pyplot()
     loaded = model if hasattr(model, "module") else load_model(model)
@@ -839,7 +845,7 @@ def plot_results(
         made["roc"] = save_figure(
             figure_roc(datasets, background, signal, label), out / "roc", formats
         )
-        from .anomaly_hists import has_anomaly_hists
+        from ..processing.anomaly_hists import has_anomaly_hists
 
         if has_anomaly_hists(datasets[background]):
             made["sculpting"] = save_figure(

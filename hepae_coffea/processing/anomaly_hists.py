@@ -9,7 +9,7 @@ values, per-jet scores and jets per event) into:
 - ``score_vs_leading``: the event score (max or mean over jets) against the leading
   jet's pT and mass, for the sculpting of the background spectra by a score cut.
 
-Both use the bit-pattern binning of :mod:`hepae_coffea.binning`, so a fill costs a few ns
+Both use the bit-pattern binning of :mod:`hepae_coffea.processing.binning`, so a fill costs a few ns
 per event. Without a pt variable in the model the histograms stay empty (and without mass
 the mass rows do); values <= 0 (massless jets) fall in the underflow bin.
 """
@@ -22,9 +22,9 @@ from typing import Any
 import hist
 import numpy as np
 
+from ..io.jets import canonical_variable
 from .anomaly import Roc, event_baselines, event_scores, roc_from_hists, sculpting_from_counts
 from .binning import Log2Binning, add_counts
-from .data import canonical_variable
 from .hists import SCORE_BINNING
 
 __all__ = [
@@ -163,7 +163,7 @@ def sculpting_from_output(
 ) -> dict[str, dict[float, dict[str, Any]]]:
     """Binned sculpting of one dataset's leading-jet pT and mass spectra by event-score
     cuts keeping ``eps_b`` of its events: ``{observable: {eps: ...}}`` (see
-    :func:`hepae_coffea.anomaly.sculpting_from_counts`), plus the observable's edges under
+    :func:`hepae_coffea.processing.anomaly.sculpting_from_counts`), plus the observable's edges under
     ``"edges"`` of each entry."""
     if not has_anomaly_hists(d):
         raise ValueError("no anomaly histograms in this output (a model without pt?)")

@@ -29,9 +29,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import InputFileError
+from ..errors import InputFileError
+from ..variables.registry import normalise_units, spellings
 from .rootfile import open_root, tree_names
-from .variables import normalise_units, spellings
 
 __all__ = [
     "FORMATS",

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import read_jets
-from .errors import ModelFileError
-from .export import LoadedModel, load_model
+from ..errors import ModelFileError
+from ..io.jets import read_jets
+from ..model.cache import BLOCK
+from ..model.export import LoadedModel, load_model
 from .metrics import residual_summary, residuals
-from .model_cache import BLOCK
 
 __all__ = ["Evaluation", "evaluate", "run_model"]
 
@@ -67,7 +67,7 @@ def evaluate(
     Parameters
     ----------
     inputs : path or list of paths
-        Files readable by :func:`hepae_coffea.data.read_jets` (the format is detected unless
+        Files readable by :func:`hepae_coffea.io.jets.read_jets` (the format is detected unless
         ``prefix`` or ``tree`` is given; values are read in GeV).
     model : path or LoadedModel, optional
         Exported model; the shipped default when omitted.
@@ -76,7 +76,7 @@ def evaluate(
     if loaded.metadata.get("level", "jet") != "jet":
         raise ModelFileError(
             f"{loaded.metadata['path']}: an event-level model; evaluate() takes jet-level "
-            "models, use hepae_coffea.run.run (hepae run) for event-level ones"
+            "models, use hepae_coffea.processing.run.run (hepae run) for event-level ones"
         )
     data = read_jets(inputs, loaded.variables, prefix=prefix, tree=tree, max_jets=max_jets)
     run_model(loaded, data.values[:256])  # TorchScript optimises on the first calls

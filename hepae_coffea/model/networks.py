@@ -1,6 +1,6 @@
 """Jet autoencoders (AE and VAE) that take and return physical values.
 
-The network works in the normalised space of :class:`~hepae_coffea.normalize.Normalizer`,
+The network works in the normalised space of :class:`~hepae_coffea.model.normalize.Normalizer`,
 which lives inside the model, so ``encode``/``decode``/``forward``/``score`` all take or
 return physical jet variables. Everything here is TorchScript-compatible.
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import HepaeError
+from ..errors import HepaeError
 
 if TYPE_CHECKING:  # numpy is imported where values are converted: the CLI parser needs none
     import numpy as np

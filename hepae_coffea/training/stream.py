@@ -2,7 +2,7 @@
 fixed-size batches.
 
 The sample never has to fit in memory: files are read in chunks of events through
-:func:`hepae_coffea.data.iter_jets` (``uproot.iterate``), an event-weight branch is read
+:func:`hepae_coffea.io.jets.iter_jets` (``uproot.iterate``), an event-weight branch is read
 with the same chunking, and a :class:`ShuffleBuffer` mixes jets across chunks and files
 before they are cut into batches.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import _open_tree, iter_jets
-from .errors import InputFileError, MissingBranchError
-from .formats import ROOT_SUFFIXES
+from ..errors import InputFileError, MissingBranchError
+from ..io.formats import ROOT_SUFFIXES
+from ..io.jets import _open_tree, iter_jets
 
 __all__ = ["ShuffleBuffer", "WeightedChunk", "batches", "iter_weighted_jets"]
 
@@ -89,7 +89,7 @@ def iter_weighted_jets(
     variables : sequence of str
         Jet variables.
     prefix, tree, fmt, units, collection, to_units
-        As for :func:`hepae_coffea.data.iter_jets` (without ``prefix`` and ``tree`` the
+        As for :func:`hepae_coffea.io.jets.iter_jets` (without ``prefix`` and ``tree`` the
         format is detected).
     weight_branch : str, optional
         Per-event weight branch (e.g. ``genWeight``); jets of events with a non-finite
@@ -125,7 +125,7 @@ def iter_weighted_jets(
         if not path.lower().endswith(ROOT_SUFFIXES):
             raise InputFileError(f"{path}: event weights ({weight_branch!r}) need a ROOT file")
         if tree is None and prefix is None:
-            from .formats import detect_format
+            from ..io.formats import detect_format
 
             tree = detect_format(path, fmt=fmt, units=units, collection=collection).tree
         weights = _weight_chunks(path, tree, weight_branch, int(step_events))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InputFileError
+from ..errors import InputFileError
 
 __all__ = ["TREE_CLASSES", "open_root", "tree_names"]
 

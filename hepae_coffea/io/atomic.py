@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
-from .errors import HepaeError
+from ..errors import HepaeError
 
 __all__ = [
     "OutputWriteError",

@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .atomic import atomic_output
-from .errors import ModelFileError
-from .variables import canonical_variable, unit_label
+from .._version import __version__
+from ..errors import ModelFileError
+from ..io.atomic import atomic_output
+from ..variables.registry import canonical_variable, unit_label
 
 if TYPE_CHECKING:  # torch is imported where a model is scripted or loaded, not for metadata
     import torch

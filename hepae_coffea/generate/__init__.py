@@ -1,0 +1,1 @@
+"""Sample generation with Pythia 8 and FastJet (`pythia`)."""

@@ -1,0 +1,1 @@
+"""ATLAS-style figures and the Markdown report."""

@@ -1,0 +1,1 @@
+"""Processing and histograms: the coffea Runner, histogram definitions and fills, residual metrics, anomaly scores and evaluation."""

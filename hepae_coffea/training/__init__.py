@@ -1,0 +1,1 @@
+"""Training: the loop with its schedules, checkpoints and export (`loop`), and streaming input (`stream`)."""
