@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -178,7 +179,7 @@ def _assemble(
     elif convert:
         import vector
 
-        v = vector.array(
+        v: Any = vector.array(
             {
                 "px": columns[mapping["__px"]],
                 "py": columns[mapping["__py"]],
@@ -224,7 +225,7 @@ def _chunk(
 # ROOT
 
 
-def _open_tree(path: str, tree: str | None):
+def _open_tree(path: str, tree: str | None) -> Any:
     f = open_root(path)
     trees = tree_names(f)
     if tree is None:
@@ -330,7 +331,7 @@ def pad_events(
 
 
 def iter_jets(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     variables: Sequence[str] = DEFAULT_VARIABLES,
     *,
     prefix: str | None = None,
@@ -387,12 +388,12 @@ def iter_jets(
                 f"{ROOT_SUFFIXES + PICKLE_SUFFIXES + PARQUET_SUFFIXES}"
             )
         found: JetFormat | None = None
-        use_prefix, use_tree = prefix, tree
         if prefix is None:
             found = detect_format(path, fmt=fmt, units=units, collection=collection, tree=tree)
             use_prefix, use_tree = found.prefix, found.tree
             file_units = found.units
         else:
+            use_prefix, use_tree = prefix, tree
             file_units = normalise_units(units or "GeV", "--units")
         if suffix in ROOT_SUFFIXES:
             yield from _iter_root(
@@ -403,7 +404,7 @@ def iter_jets(
 
 
 def read_jets(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     variables: Sequence[str] = DEFAULT_VARIABLES,
     *,
     prefix: str | None = None,

@@ -34,7 +34,7 @@ _STORAGES = {
 }
 
 
-def safe_results_path(path: str | os.PathLike) -> Path:
+def safe_results_path(path: str | os.PathLike[str]) -> Path:
     """The safe results file written beside a ``.coffea`` output (``X.hists.json``)."""
     path = Path(path)
     return path.with_name(path.stem + ".hists.json")
@@ -72,7 +72,8 @@ def _axis_to_dict(ax: Any) -> dict[str, Any]:
     if isinstance(ax, hist.axis.StrCategory):
         return {"type": "StrCategory", "categories": [str(c) for c in ax], **common}
     if isinstance(ax, hist.axis.IntCategory):
-        return {"type": "IntCategory", "categories": [int(c) for c in ax], **common}
+        categories = np.asarray(list(ax), dtype=np.int64).tolist()
+        return {"type": "IntCategory", "categories": categories, **common}
     if isinstance(ax, hist.axis.Boolean):
         return {"type": "Boolean", "meta": meta}
     raise TypeError(f"axis {ax.name!r}: type {type(ax).__name__} is not supported")
@@ -114,11 +115,11 @@ def _make_axis(d: Mapping[str, Any], named: dict[str, Any]) -> Any:
     raise ValueError(f"unknown axis type {kind!r}")
 
 
-def _hist_to_dict(h: hist.Hist) -> dict[str, Any]:
+def _hist_to_dict(h: hist.Hist[Any]) -> dict[str, Any]:
     storage = type(h.storage_type()).__name__
     if storage not in _STORAGES:
         raise TypeError(f"histogram storage {storage} is not supported")
-    view = np.asarray(h.view(flow=True))
+    view: Any = np.asarray(h.view(flow=True))
     if view.dtype.names:
         arrays = {f: view[f].ravel().tolist() for f in view.dtype.names}
     else:
@@ -133,15 +134,16 @@ def _hist_to_dict(h: hist.Hist) -> dict[str, Any]:
     }
 
 
-def _hist_from_dict(d: Mapping[str, Any]) -> hist.Hist:
+def _hist_from_dict(d: Mapping[str, Any]) -> hist.Hist[Any]:
     storage = _STORAGES[d["storage"]]()
-    h = hist.Hist(
-        *(_axis_from_dict(a) for a in d["axes"]),
+    axes = [_axis_from_dict(a) for a in d["axes"]]
+    h: hist.Hist[Any] = hist.Hist(
+        *axes,
         storage=storage,
         name=d.get("name"),
         label=d.get("label"),
     )
-    view = h.view(flow=True)
+    view: Any = h.view(flow=True)
     shape = tuple(d["shape"])
     if tuple(view.shape) != shape:
         raise ValueError(f"histogram shape {shape} does not match its axes {view.shape}")
@@ -186,14 +188,14 @@ def decode(obj: Any) -> Any:
     return obj
 
 
-def write_results(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
+def write_results(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``payload`` (nested dicts of histograms and plain data) to ``path`` as JSON
     (not atomically: callers write to a temporary path and rename)."""
     text = json.dumps({"format": FORMAT, "data": encode(payload)}, separators=(",", ":"))
     Path(path).write_text(text)
 
 
-def read_results(path: str | os.PathLike) -> dict[str, Any]:
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a file written by :func:`write_results`; only JSON is parsed."""
     path = Path(path)
     if not path.exists():

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..errors import ModelFileError
 from ..io.atomic import atomic_output
 from ..variables.registry import canonical_variable, unit_label
+from .handle import ModelHandle, ModelSource, open_model
 
 if TYPE_CHECKING:  # torch is imported where a model is scripted or loaded, not for metadata
     import torch
@@ -89,21 +90,15 @@ def export_model(
     return path
 
 
-def read_metadata(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def read_metadata(model: ModelSource = None) -> dict[str, Any]:
     """Read a model file's metadata without loading or running the model.
 
     Parameters
     ----------
-    path : path, optional
-        Model file; the shipped default model when omitted.
+    model : path, bytes or ModelHandle, optional
+        Model file; the shipped default model when omitted. With a handle, nothing is read.
     """
-    path = Path(path) if path is not None else default_model_path()
-    if not path.exists():
-        raise ModelFileError(f"{path}: model file not found")
-    with open(path, "rb") as f:
-        meta = metadata_from_bytes(f.read(), str(path))
-    meta["path"] = str(path)
-    return meta
+    return dict(open_model(model).metadata)
 
 
 def metadata_from_bytes(data: bytes, label: str = "model") -> dict[str, Any]:
@@ -142,6 +137,7 @@ class LoadedModel:
     module: torch.jit.ScriptModule
     metadata: dict[str, Any]
     sha256: str
+    handle: ModelHandle | None = None
 
     @property
     def variables(self) -> list[str]:
@@ -162,26 +158,25 @@ def check_variables(metadata: dict[str, Any], requested: Sequence[str]) -> None:
         )
 
 
-def load_model(
-    path: str | os.PathLike[str] | None = None, variables: Sequence[str] | None = None
-) -> LoadedModel:
+def load_model(model: ModelSource = None, variables: Sequence[str] | None = None) -> LoadedModel:
     """Load a model file (default: the shipped model), checking it is one of ours.
 
     Parameters
     ----------
-    path : path, optional
-        TorchScript file written by :func:`export_model`.
+    model : path, bytes or ModelHandle, optional
+        TorchScript file written by :func:`export_model`, or a handle from
+        `hepae_coffea.model.handle.open_model` (then the file is not read again).
     variables : sequence of str, optional
         If given, the model's input variables must be these, in this order.
     """
     import torch
 
-    meta = read_metadata(path)
+    handle = open_model(model)
     if variables is not None:
-        check_variables(meta, variables)
+        handle.check_variables(variables)
     try:
-        module = torch.jit.load(meta["path"], map_location="cpu")
+        module = torch.jit.load(io.BytesIO(handle.data), map_location="cpu")
     except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
-        raise ModelFileError(f"{meta['path']}: cannot load TorchScript model ({err})") from None
+        raise ModelFileError(f"{handle.label}: cannot load TorchScript model ({err})") from None
     module.eval()
-    return LoadedModel(module, meta, file_sha256(meta["path"]))
+    return LoadedModel(module, dict(handle.metadata), handle.sha256, handle)

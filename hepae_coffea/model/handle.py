@@ -54,7 +54,7 @@ class ModelHandle:
     @property
     def event_level(self) -> bool:
         """True for a model that encodes a whole event's leading jets at once."""
-        return self.metadata.get("level", "jet") == "event"
+        return bool(self.metadata.get("level", "jet") == "event")
 
     @property
     def event_jets(self) -> int | None:

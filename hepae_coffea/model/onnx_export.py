@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from .. import __version__
 from ..errors import InputFileError, ModelFileError
 from ..io.atomic import atomic_output
 from .export import LoadedModel, load_model
+from .handle import ModelSource
 from .networks import EventAutoencoder, JetAutoencoder, ModelConfig, _unpack, build_model
 from .normalize import Normalizer, VariableTransform
 
@@ -69,7 +70,7 @@ NORM_ATOL = 2e-6
 _FLAGS = ("has_log", "has_periodic", "has_integer", "has_ceiling")
 
 
-def onnx_paths(output: str | os.PathLike) -> dict[str, Path]:
+def onnx_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
     """The three files of ``output`` (``X.onnx``): full pass, encoder and decoder."""
     out = Path(output)
     if out.suffix != ".onnx":
@@ -245,7 +246,7 @@ def deviation(
     return np.where(same, 0.0, np.where(np.isfinite(dev), dev, np.inf))
 
 
-def _coarse_ties(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
+def _coarse_ties(model: Any, inputs: tuple[torch.Tensor, ...]) -> np.ndarray:
     """Per row and latent: is the packed coarse channel within 4 float32 ulps of a
     rounding tie (where two float32 implementations may pick neighbouring levels)?"""
     if not model.packed:
@@ -257,10 +258,11 @@ def _coarse_ties(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> np
         else:
             mean, _ = model._pre_latent(model.normalizer(inputs[0]))
         v = (torch.sigmoid(mean[:, : model.latent_dim]) * (model.levels - 1)).numpy()
-    return np.abs(v - np.floor(v) - 0.5) <= 4 * np.spacing(np.float32(model.levels))
+    ties: np.ndarray = np.abs(v - np.floor(v) - 0.5) <= 4 * np.spacing(np.float32(model.levels))
+    return ties
 
 
-def _recon_atol(model: torch.nn.Module, z: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def _recon_atol(model: Any, z: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Absolute floor per reconstructed value: ATOL, plus ``NORM_ATOL / hypot(c, s)`` for
     angle variables (the conditioning of ``atan2`` on the decoder's cos/sin outputs)."""
     norm = model.normalizer
@@ -272,11 +274,11 @@ def _recon_atol(model: torch.nn.Module, z: np.ndarray, mask: np.ndarray | None) 
             u = u.reshape(-1, norm.n_norm)
         else:
             u = model._decode_norm(model._unpack(zt))
-        u = (u * norm.width + norm.lo).numpy().astype(np.float64)
-    atol = np.full((u.shape[0], norm.n_vars), ATOL)
+        un = (u * norm.width + norm.lo).numpy().astype(np.float64)
+    atol: np.ndarray = np.full((u.shape[0], norm.n_vars), ATOL)
     for k, j in enumerate(norm.angle_idx.tolist()):
         with np.errstate(divide="ignore"):
-            atol[:, j] += NORM_ATOL / np.hypot(u[:, j], u[:, norm.n_vars + k])
+            atol[:, j] += NORM_ATOL / np.hypot(un[:, j], un[:, norm.n_vars + k])
     if isinstance(model, EventAutoencoder):
         atol = atol.reshape(z.shape[0], model.max_jets, norm.n_vars)
     return atol
@@ -312,12 +314,12 @@ def _nan_rows(z: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
 class _Graph(torch.nn.Module):
     """One method of a jet-level model as ``forward`` (what ``torch.onnx.export`` traces)."""
 
-    def __init__(self, model: torch.nn.Module, method: str) -> None:
+    def __init__(self, model: Any, method: str) -> None:
         super().__init__()
         self.model = model
         self.method = method
 
-    def _call(self, *args: torch.Tensor):
+    def _call(self, *args: torch.Tensor) -> Any:
         out = getattr(self.model, self.method)(*args)
         if self.method == "decode":
             return _nan_rows(args[0], out)
@@ -326,14 +328,15 @@ class _Graph(torch.nn.Module):
             return z, _nan_rows(z, recon), score
         return out
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> Any:
         return self._call(x)
 
 
 class _EventGraph(_Graph):
     """One method of an event-level model (inputs and mask) as ``forward``."""
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor):
+    # torch.export traces named tensor inputs, so the event graph's forward takes two
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Any:  # type: ignore[override]
         return self._call(x, mask)
 
 
@@ -353,7 +356,13 @@ def _quiet_exporter() -> Iterator[None]:
             logging.getLogger(n).setLevel(level)
 
 
-def _export_graph(model: torch.nn.Module, method: str, inputs, names, outputs):
+def _export_graph(
+    model: Any,
+    method: str,
+    inputs: tuple[torch.Tensor, ...],
+    names: Sequence[str],
+    outputs: Sequence[str],
+) -> Any:
     """Export ``model.method`` to an ``onnx.ModelProto`` with a dynamic batch axis."""
     n = torch.export.Dim("n", min=1)
     with _quiet_exporter():
@@ -370,6 +379,8 @@ def _export_graph(model: torch.nn.Module, method: str, inputs, names, outputs):
             verbose=False,
             report=False,
         )
+    if program is None:  # only with an output path, which is not given here
+        raise RuntimeError("torch.onnx.export returned no program")
     return program.model_proto
 
 
@@ -400,7 +411,7 @@ _DOCS = {
 }
 
 
-def _describe(proto, meta: Mapping[str, Any], sha256: str, graph: str) -> None:
+def _describe(proto: Any, meta: Mapping[str, Any], sha256: str, graph: str) -> None:
     import onnx
 
     proto.producer_name = "hepae-coffea"
@@ -432,7 +443,8 @@ def _run_checks(
         sess = ort.InferenceSession(
             protos[graph].SerializeToString(), opts, providers=["CPUExecutionProvider"]
         )
-        return sess.run(None, feeds)
+        result: list[np.ndarray] = sess.run(None, feeds)
+        return result
 
     feeds = {"jets": inputs[0]}
     if event:
@@ -460,7 +472,7 @@ def _run_checks(
     return out, int(tie.any(axis=1).sum())
 
 
-def _check_eager(loaded: LoadedModel, model: torch.nn.Module, inputs) -> None:
+def _check_eager(loaded: LoadedModel, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
     """Refuse to export unless the rebuilt model reproduces the TorchScript outputs."""
     t_in = tuple(torch.from_numpy(a) for a in inputs)
     with torch.no_grad():
@@ -479,8 +491,8 @@ def _check_eager(loaded: LoadedModel, model: torch.nn.Module, inputs) -> None:
 
 
 def export_onnx(
-    output: str | os.PathLike,
-    model: str | os.PathLike | None = None,
+    output: str | os.PathLike[str],
+    model: ModelSource = None,
     *,
     overwrite: bool = False,
     check: bool = True,
@@ -491,7 +503,7 @@ def export_onnx(
     ----------
     output : path
         Full-pass file, ``X.onnx``; ``X.encoder.onnx`` and ``X.decoder.onnx`` go beside it.
-    model : path, optional
+    model : path, bytes or ModelHandle, optional
         hepae-coffea model file (default: the shipped model).
     overwrite : bool
         Replace existing outputs (never the model file itself).
@@ -507,9 +519,12 @@ def export_onnx(
         ) from None
     paths = onnx_paths(output)
     loaded = load_model(model)
-    source = Path(loaded.metadata["path"]).resolve()
+    path = loaded.handle.path if loaded.handle is not None else None
+    source = path.resolve() if path is not None else None
     for p in paths.values():
-        if p.resolve() == source or (p.exists() and os.path.samefile(p, source)):
+        if source is not None and (
+            p.resolve() == source or (p.exists() and os.path.samefile(p, source))
+        ):
             raise InputFileError(f"{p}: is the input model; refusing to overwrite it")
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p}: output exists (use --overwrite to replace it)")

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_FORMAT = "hepae-coffea-weights"
 WEIGHTS_VERSION = 1
 MAGIC = b"HEPAEW\x00\x01"
-_DTYPES = {
+_DTYPES: dict[str, tuple[torch.dtype, np.dtype[Any]]] = {
     "float32": (torch.float32, np.dtype("<f4")),
     "float64": (torch.float64, np.dtype("<f8")),
     "int64": (torch.int64, np.dtype("<i8")),
@@ -253,7 +253,9 @@ def load_weights(
     return module, header
 
 
-def _probe_inputs(module: nn.Module, description: Mapping[str, Any]) -> tuple[tuple, tuple]:
+def _probe_inputs(
+    module: Any, description: Mapping[str, Any]
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Deterministic (encode args, decode args): physical values from the normaliser's
     inverse of uniform normalised points, latents uniform in the latent range."""
     gen = torch.Generator().manual_seed(12345)
@@ -273,7 +275,9 @@ def _probe_inputs(module: nn.Module, description: Mapping[str, Any]) -> tuple[tu
         return (x,), (zl,)
 
 
-def _outputs(module: nn.Module, enc_args: tuple, dec_args: tuple) -> list[torch.Tensor]:
+def _outputs(
+    module: Any, enc_args: tuple[torch.Tensor, ...], dec_args: tuple[torch.Tensor, ...]
+) -> list[torch.Tensor]:
     with torch.inference_mode():
         return [module.encode(*enc_args), module.decode(*dec_args)]
 

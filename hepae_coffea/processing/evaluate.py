@@ -15,6 +15,7 @@ from ..errors import ModelFileError
 from ..io.jets import read_jets
 from ..model.cache import BLOCK
 from ..model.export import LoadedModel, load_model
+from ..model.handle import ModelSource
 from .metrics import residual_summary, residuals
 
 __all__ = ["Evaluation", "evaluate", "run_model"]
@@ -56,7 +57,7 @@ class Evaluation:
 
 def evaluate(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    model: str | os.PathLike[str] | LoadedModel | None = None,
+    model: ModelSource | LoadedModel = None,
     *,
     prefix: str | None = None,
     tree: str | None = None,
@@ -69,7 +70,7 @@ def evaluate(
     inputs : path or list of paths
         Files readable by :func:`hepae_coffea.io.jets.read_jets` (the format is detected unless
         ``prefix`` or ``tree`` is given; values are read in GeV).
-    model : path or LoadedModel, optional
+    model : path, bytes, ModelHandle or LoadedModel, optional
         Exported model; the shipped default when omitted.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
