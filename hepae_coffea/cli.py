@@ -19,6 +19,7 @@ from .io.atomic import is_disk_full
 from .io.guards import Terminated, handle_termination
 
 if TYPE_CHECKING:
+    from .compress.files import CompressionSummary
     from .model.handle import ModelHandle
     from .training.config import TrainConfig
 
@@ -27,7 +28,10 @@ log = logging.getLogger("hepae_coffea")
 _Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any]:
+def _kv_pairs(
+    items: Sequence[str] | None, what: str, cast: Callable[[str], Any] = str
+) -> dict[str, Any]:
+    """``NAME=VALUE`` items as a dict, values converted by ``cast``; one-line errors."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -40,7 +44,9 @@ def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any
     return out
 
 
-def _int_range(lo: int | None = None, hi: int | None = None, what: str = "a whole number"):
+def _int_range(
+    lo: int | None = None, hi: int | None = None, what: str = "a whole number"
+) -> Callable[[str], int]:
     """argparse type: an int within [lo, hi] (either bound optional)."""
 
     def parse(text: str) -> int:
@@ -60,7 +66,9 @@ def _int_range(lo: int | None = None, hi: int | None = None, what: str = "a whol
     return parse
 
 
-def _float_range(lo: float | None = None, hi: float | None = None, strict_lo: bool = False):
+def _float_range(
+    lo: float | None = None, hi: float | None = None, strict_lo: bool = False
+) -> Callable[[str], float]:
     """argparse type: a finite float >= lo (> lo with ``strict_lo``) and <= hi."""
 
     def parse(text: str) -> float:
@@ -175,19 +183,22 @@ def _option_help(f: Field[Any]) -> str:
         notes.append(f"default {default:g}")
     else:
         notes.append(f"default {default}")
-    text = f.metadata["help"] + (f" ({'; '.join(notes)})" if notes else "")
+    text = str(f.metadata["help"]) + (f" ({'; '.join(notes)})" if notes else "")
     return text.replace("%", "%%")
 
 
 def _number_type(typ: Any, bounds: tuple[Any, Any, bool] | None) -> Callable[[str], Any]:
     """argparse type of an int or float field, enforcing its bounds."""
     lo, hi, strict = bounds or (None, None, False)
+    parse: Callable[[str], Any]
     if typ is int:
-        return _int_range(
+        parse = _int_range(
             None if lo is None else int(lo) + (1 if strict else 0),
             None if hi is None else int(hi),
         )
-    return _float_range(lo, hi, strict_lo=strict)
+    else:
+        parse = _float_range(lo, hi, strict_lo=strict)
+    return parse
 
 
 def _add_config_options(p: argparse.ArgumentParser, cls: type[Any]) -> None:
@@ -421,7 +432,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --- run --------------------------------------------------------------------------------
 
 
-def _add_format_options(p) -> None:
+def _add_format_options(p: argparse.ArgumentParser) -> None:
     from .io.formats import FORMATS
 
     p.add_argument(
@@ -438,7 +449,7 @@ def _add_format_options(p) -> None:
     )
 
 
-def _add_run(sub) -> None:
+def _add_run(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "run", help="compress -> decompress ROOT files with the coffea processor, save hists"
     )
@@ -616,7 +627,7 @@ def _print_run_summary(summary: dict[str, Any]) -> None:
 # --- plot / report ----------------------------------------------------------------------
 
 
-def _add_plot(sub, name: str, report: bool) -> None:
+def _add_plot(sub: _Subparsers, name: str, report: bool) -> None:
     helptext = (
         "write the compression report (figures + Markdown page)"
         if report
@@ -723,7 +734,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 # --- compress / decompress ---------------------------------------------------------------
 
 
-def _add_compress(sub) -> None:
+def _add_compress(sub: _Subparsers) -> None:
     c = sub.add_parser(
         "compress", help="write a ROOT file with jets compressed (codec or autoencoder latents)"
     )
@@ -811,7 +822,7 @@ def _add_compress(sub) -> None:
     d.set_defaults(func=_cmd_decompress)
 
 
-def _print_sizes(verb: str, s) -> None:
+def _print_sizes(verb: str, s: CompressionSummary) -> None:
     print(
         f"{verb} {s.events} events, {s.jets} jets in {s.seconds:.2f} s "
         f"({s.jets / max(s.seconds, 1e-9):.3g} jets/s)"
@@ -895,7 +906,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
 # --- export -----------------------------------------------------------------------------
 
 
-def _add_export(sub) -> None:
+def _add_export(sub: _Subparsers) -> None:
     e = sub.add_parser(
         "export", help="write a model as ONNX: full pass, encoder, decoder (extra 'onnx')"
     )

@@ -18,6 +18,8 @@ Two bottlenecks are available:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -136,6 +138,9 @@ class JetAutoencoder(nn.Module):
         Fixed physical <-> normalised transforms (see :func:`build_model`).
     """
 
+    if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
+        column_weight: torch.Tensor  # loss weight per normalised column
+
     def __init__(self, config: ModelConfig, normalizer: Normalizer) -> None:
         super().__init__()
         self.normalizer = normalizer
@@ -249,6 +254,10 @@ class EventAutoencoder(nn.Module):
     returned as zeros. The same normalisation, bottlenecks and VAE option as
     :class:`JetAutoencoder`; ``score`` is the mean of the real jets' errors per event.
     """
+
+    if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
+        jet_column_weight: torch.Tensor  # loss weight per normalised column of one jet
+        column_weight: torch.Tensor  # the same for all J jets of an event
 
     def __init__(self, config: ModelConfig, normalizer: Normalizer) -> None:
         super().__init__()

@@ -37,7 +37,10 @@ def build_metadata(
         "units": MODEL_UNITS,
         "variables": [{"name": v, "unit": variable_unit(v)} for v in config.variables],
         "normalisation": [t.to_dict() for t in transforms],
-        "unit_range": {"lo": norm.lo.tolist(), "width": norm.width.tolist()},
+        "unit_range": {
+            "lo": norm.get_buffer("lo").tolist(),
+            "width": norm.get_buffer("width").tolist(),
+        },
         "architecture": {
             "hidden": list(mcfg.hidden),
             "activation": mcfg.activation,

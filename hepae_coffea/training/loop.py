@@ -204,7 +204,7 @@ class _Run:
                 break
             loss = batch_loss(model, ub, config.beta, True, wb, self.prep.mean_weight)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             self.opt.step()
             self.sched.step()
             lv = loss.item()

@@ -50,7 +50,7 @@ def lr_find(
         idx = torch.randint(0, len(u_tr), (bs,), generator=gen)
         loss = batch_loss(model, u_tr[idx], config.beta, sample=True)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         opt.step()
         avg = 0.9 * avg + 0.1 * loss.item()
         smooth = avg / (1 - 0.9 ** (i + 1))
