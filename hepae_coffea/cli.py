@@ -161,6 +161,7 @@ def _option_flags(f: Field[Any]) -> list[str]:
 
 
 def _field_default(f: Field[Any]) -> Any:
+    """A dataclass field's default value (a fresh one for a ``default_factory``)."""
     if f.default_factory is not MISSING:
         return f.default_factory()
     return f.default
@@ -172,11 +173,10 @@ def _option_help(f: Field[Any]) -> str:
     notes = []
     if "choices" in f.metadata:
         notes.append(", ".join(f.metadata["choices"]))
-    if isinstance(default, bool):
-        pass  # the flag's name says what it changes
-    elif default in ("", {}, []) or "unset" in f.metadata:
-        if "unset" in f.metadata:
-            notes.append(f"default: {f.metadata['unset']}")
+    if isinstance(default, bool) or (default in ("", {}, []) and "unset" not in f.metadata):
+        pass  # a flag's name says what it changes; nothing to say about an empty default
+    elif "unset" in f.metadata:  # what the empty default means
+        notes.append(f"default: {f.metadata['unset']}")
     elif isinstance(default, list):
         notes.append("default " + ",".join(str(v) for v in default))
     elif isinstance(default, float):
