@@ -8,19 +8,30 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, get_args, get_origin, get_type_hints
 
 from ._version import __version__
 from .errors import HepaeError
 from .io.atomic import is_disk_full
 from .io.guards import Terminated, handle_termination
 
+if TYPE_CHECKING:
+    from .compress.files import CompressionSummary
+    from .model.handle import ModelHandle
+    from .training.config import TrainConfig
+
 log = logging.getLogger("hepae_coffea")
 
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any]:
+
+def _kv_pairs(
+    items: Sequence[str] | None, what: str, cast: Callable[[str], Any] = str
+) -> dict[str, Any]:
+    """``NAME=VALUE`` items as a dict, values converted by ``cast``; one-line errors."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -33,7 +44,9 @@ def _kv_pairs(items: Sequence[str] | None, what: str, cast=str) -> dict[str, Any
     return out
 
 
-def _int_range(lo: int | None = None, hi: int | None = None, what: str = "a whole number"):
+def _int_range(
+    lo: int | None = None, hi: int | None = None, what: str = "a whole number"
+) -> Callable[[str], int]:
     """argparse type: an int within [lo, hi] (either bound optional)."""
 
     def parse(text: str) -> int:
@@ -53,7 +66,9 @@ def _int_range(lo: int | None = None, hi: int | None = None, what: str = "a whol
     return parse
 
 
-def _float_range(lo: float | None = None, hi: float | None = None, strict_lo: bool = False):
+def _float_range(
+    lo: float | None = None, hi: float | None = None, strict_lo: bool = False
+) -> Callable[[str], float]:
     """argparse type: a finite float >= lo (> lo with ``strict_lo``) and <= hi."""
 
     def parse(text: str) -> float:
@@ -117,107 +132,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 # --- train ------------------------------------------------------------------------------
 
-_TRAIN_OPTS = {
-    # option: (config key, type, help)
-    "--variables": (
-        "variables",
-        "list",
-        "jet variables, comma separated (default pt,eta,phi,mass)",
-    ),
-    "--latent-dim": ("latent_dim", _POSITIVE, "latent size (default 3)"),
-    "--hidden": ("hidden", "intlist", "hidden layer sizes, comma separated (default 32,32)"),
-    "--activation": ("activation", str, "tanh, relu, leakyrelu, silu, elu, gelu (default silu)"),
-    "--kind": ("kind", str, "ae or vae (default ae)"),
-    "--loss": ("loss", str, "mse or bce (default mse)"),
-    "--bottleneck": ("bottleneck", str, "packed or plain (default packed)"),
-    "--levels": ("levels", _int_range(2), "coarse levels per packed latent (default 1024)"),
-    "--level": ("level", str, "jet (one jet at a time, default) or event (leading jets together)"),
-    "--event-jets": (
-        "event_jets",
-        _POSITIVE,
-        "event-level models: jets per event compressed (default 4)",
-    ),
-    "--beta": ("beta", _float_range(0.0), "KL weight of the VAE (default 1e-3)"),
-    "--epochs": ("epochs", _POSITIVE, "epochs (default 20)"),
-    "--batch-size": ("batch_size", _POSITIVE, "batch size (default 1024)"),
-    "--lr": ("lr", _float_range(0.0, strict_lo=True), "(maximum) learning rate (default 3e-3)"),
-    "--schedule": ("schedule", str, "constant, step or onecycle (default onecycle)"),
-    "--step-epochs": ("step_epochs", _POSITIVE, "step schedule: epochs per step (default 10)"),
-    "--step-gamma": (
-        "step_gamma",
-        _float_range(0.0, strict_lo=True),
-        "step schedule: factor per step (default 0.3)",
-    ),
-    "--weight-decay": ("weight_decay", _float_range(0.0), "AdamW weight decay (default 0)"),
-    "--seed": ("seed", int, "random seed (default 1)"),
-    "--val-fraction": (
-        "val_fraction",
-        _float_range(0.0, 0.9, strict_lo=True),
-        "validation fraction (default 0.2)",
-    ),
-    "--patience": (
-        "patience",
-        _NONNEG,
-        "early stopping after N epochs without improvement (0: off)",
-    ),
-    "--max-minutes": (
-        "max_minutes",
-        _float_range(0.0),
-        "stop after this many minutes (0: no limit)",
-    ),
-    "--max-jets": ("max_jets", _NONNEG, "use at most N jets (0: all)"),
-    "--prefix": ("prefix", str, "jet branch prefix (default: from the detected format)"),
-    "--tree": ("tree", str, "tree name (default: from the detected format)"),
-    "--format": ("format", str, "force the file format (nanoaod, physlite, opendata2020, ...)"),
-    "--units": ("units", str, "energy unit of the files, overriding the format's (MeV or GeV)"),
-    "--collection": ("collection", str, "jet collection (PHYSLITE: Jets or LargeRJets)"),
-    "--weight-branch": (
-        "weight_branch",
-        str,
-        "per-event weight branch used in the loss, e.g. genWeight (default: unweighted)",
-    ),
-    "--shuffle-buffer": (
-        "shuffle_buffer",
-        _POSITIVE,
-        "streaming: jets in the shuffle buffer (200000)",
-    ),
-    "--step-events": ("step_events", _POSITIVE, "events per chunk read from the files (50000)"),
-    "--fit-jets": (
-        "fit_jets",
-        _POSITIVE,
-        "streaming: jets sampled to fit the normalisation (500000)",
-    ),
-    "--device": ("device", str, "auto, cpu or cuda (default auto: cuda when available)"),
-}
 
+def _add_train(sub: _Subparsers) -> None:
+    from .training.config import TrainConfig
 
-def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an autoencoder and export it as TorchScript")
-    p.add_argument("inputs", nargs="*", help="ROOT / pickle / parquet files")
-    p.add_argument("-o", "--output", help="model file to write (default model.pt)")
     p.add_argument("--config", help="TOML or YAML file with training options")
-    for opt, (_, typ, hlp) in _TRAIN_OPTS.items():
-        p.add_argument(opt, type=str if typ in ("list", "intlist") else typ, default=None, help=hlp)
-    p.add_argument(
-        "--weight",
-        action="append",
-        metavar="VAR=W",
-        help="per-variable loss weight, repeatable (e.g. --weight phi=4)",
-    )
-    p.add_argument(
-        "--transform",
-        action="append",
-        metavar="VAR=KIND",
-        help="override a variable's normalisation (log, standard, scale:S, angle, "
-        "periodic, identity, onehot or onehot:K for discrete variables), repeatable",
-    )
-    p.add_argument(
-        "--stream",
-        action="store_true",
-        help="stream the files chunk by chunk through a shuffle buffer (samples larger "
-        "than memory)",
-    )
-    p.add_argument("--no-preview", action="store_true", help="no per-epoch preview PNGs")
+    _add_config_options(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument(
         "--lr-find",
@@ -229,17 +150,123 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _int_list(text: str, opt: str) -> list[int]:
+def _option_flags(f: Field[Any]) -> list[str]:
+    """A config field's option: its ``flag`` metadata, else ``--name`` (``--no-name`` for a
+    setting that is on by default)."""
+    flag = f.metadata.get("flag")
+    if flag is not None:
+        return [flag] if isinstance(flag, str) else list(flag)
+    name = f.name.replace("_", "-")
+    return [f"--no-{name}" if _field_default(f) is True else f"--{name}"]
+
+
+def _field_default(f: Field[Any]) -> Any:
+    """A dataclass field's default value (a fresh one for a ``default_factory``)."""
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _option_help(f: Field[Any]) -> str:
+    """The field's help text with its choices and default appended."""
+    default = _field_default(f)
+    notes = []
+    if "choices" in f.metadata:
+        notes.append(", ".join(f.metadata["choices"]))
+    if isinstance(default, bool) or (default in ("", {}, []) and "unset" not in f.metadata):
+        pass  # a flag's name says what it changes; nothing to say about an empty default
+    elif "unset" in f.metadata:  # what the empty default means
+        notes.append(f"default: {f.metadata['unset']}")
+    elif isinstance(default, list):
+        notes.append("default " + ",".join(str(v) for v in default))
+    elif isinstance(default, float):
+        notes.append(f"default {default:g}")
+    else:
+        notes.append(f"default {default}")
+    text = str(f.metadata["help"]) + (f" ({'; '.join(notes)})" if notes else "")
+    return text.replace("%", "%%")
+
+
+def _number_type(typ: Any, bounds: tuple[Any, Any, bool] | None) -> Callable[[str], Any]:
+    """argparse type of an int or float field, enforcing its bounds."""
+    lo, hi, strict = bounds or (None, None, False)
+    parse: Callable[[str], Any]
+    if typ is int:
+        parse = _int_range(
+            None if lo is None else int(lo) + (1 if strict else 0),
+            None if hi is None else int(hi),
+        )
+    else:
+        parse = _float_range(lo, hi, strict_lo=strict)
+    return parse
+
+
+def _add_config_options(p: argparse.ArgumentParser, cls: type[Any]) -> None:
+    """One option per field of the dataclass ``cls`` (name, type, help, default from the
+    field). Options default to None, so that a value from ``--config`` stays unless given;
+    lists and ``VAR=VALUE`` pairs are parsed by `_config_values`."""
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        typ, help_text = hints[f.name], _option_help(f)
+        if f.metadata.get("positional"):
+            p.add_argument(f.name, nargs="*", help=help_text)
+        elif typ is bool:
+            action = "store_false" if _field_default(f) else "store_true"
+            p.add_argument(
+                *_option_flags(f), dest=f.name, action=action, default=None, help=help_text
+            )
+        elif get_origin(typ) is dict:
+            p.add_argument(
+                *_option_flags(f),
+                dest=f.name,
+                action="append",
+                metavar=f.metadata.get("metavar"),
+                help=help_text,
+            )
+        elif typ in (int, float):
+            p.add_argument(
+                *_option_flags(f),
+                dest=f.name,
+                type=_number_type(typ, f.metadata.get("bounds")),
+                default=None,
+                help=help_text,
+            )
+        else:  # str, and comma-separated lists
+            p.add_argument(*_option_flags(f), dest=f.name, default=None, help=help_text)
+
+
+def _config_values(args: argparse.Namespace, cls: type[Any], values: dict[str, Any]) -> None:
+    """Put the options given on the command line into ``values`` (keys: ``cls``'s fields);
+    ``VAR=VALUE`` pairs are merged into those already there."""
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        v = getattr(args, f.name, None)
+        if v is None or (f.metadata.get("positional") and not v):
+            continue
+        typ, opt = hints[f.name], _option_flags(f)[-1]
+        if f.metadata.get("positional"):
+            v = list(v)
+        elif typ == list[str]:
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        elif typ == list[int]:
+            v = _int_list(v, opt, f.metadata.get("items", "values"))
+        elif get_origin(typ) is dict:
+            cast = get_args(typ)[1]
+            v = {**values.get(f.name, {}), **_kv_pairs(v, opt, cast)}
+        values[f.name] = v
+
+
+def _int_list(text: str, opt: str, items: str) -> list[int]:
     try:
         values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise ValueError(f"{opt}: {text!r} is not a comma-separated list of integers") from None
     if not values or min(values) < 1:
-        raise ValueError(f"{opt}: layer sizes must be >= 1, got {text!r}")
+        raise ValueError(f"{opt}: {items} must be >= 1, got {text!r}")
     return values
 
 
-def _check_latent(config) -> None:
+def _check_latent(config: TrainConfig) -> None:
     """The latent space must be smaller than the network's input."""
     n_inputs = len(config.variables) * (config.event_jets if config.level == "event" else 1)
     if config.latent_dim >= n_inputs:
@@ -251,37 +278,12 @@ def _check_latent(config) -> None:
         )
 
 
-def _train_config(args: argparse.Namespace):
-    from .training.loop import TrainConfig, load_config
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's configuration: the ``--config`` file, overridden by the options given."""
+    from .training.config import TrainConfig, load_config
 
     values: dict[str, Any] = load_config(args.config) if args.config else {}
-    for opt, (key, typ, _) in _TRAIN_OPTS.items():
-        v = getattr(args, opt.lstrip("-").replace("-", "_"))
-        if v is None:
-            continue
-        if typ == "list":
-            v = [s.strip() for s in v.split(",") if s.strip()]
-        elif typ == "intlist":
-            v = _int_list(v, opt)
-        values[key] = v
-    if args.inputs:
-        values["inputs"] = list(args.inputs)
-    if args.output:
-        values["output"] = args.output
-    if args.weight:
-        values["weights"] = {
-            **values.get("weights", {}),
-            **_kv_pairs(args.weight, "--weight", float),
-        }
-    if args.transform:
-        values["transforms"] = {
-            **values.get("transforms", {}),
-            **_kv_pairs(args.transform, "--transform"),
-        }
-    if args.no_preview:
-        values["preview"] = False
-    if args.stream:
-        values["stream"] = True
+    _config_values(args, TrainConfig, values)
     if not values.get("inputs"):
         raise ValueError("no training data: give input files or 'inputs' in --config")
     config = TrainConfig(**values)
@@ -303,7 +305,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_outputs(inputs, [paths["model"], paths["config"]], output_dirs=[paths["run"]])
     if not config.prefix:
         from .io.formats import detect_format
-        from .training.loop import MODEL_UNITS
+        from .training.config import MODEL_UNITS
 
         with trusted_pickles(args.trust_pickle):
             lines = [
@@ -340,10 +342,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # --- info -------------------------------------------------------------------------------
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
-    from .model.export import read_metadata
+def _model_metadata(model: ModelHandle) -> dict[str, Any]:
+    """The model's metadata with the file's path (``"path"``), as stored with run results."""
+    return {**model.metadata, "path": model.label}
 
-    meta = read_metadata(args.model)
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .model.handle import open_model
+
+    meta = _model_metadata(open_model(args.model))
     if args.json:
         out = dict(meta)
         out["variables"] = [v["name"] for v in meta["variables"]]
@@ -425,7 +432,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --- run --------------------------------------------------------------------------------
 
 
-def _add_format_options(p) -> None:
+def _add_format_options(p: argparse.ArgumentParser) -> None:
     from .io.formats import FORMATS
 
     p.add_argument(
@@ -442,7 +449,7 @@ def _add_format_options(p) -> None:
     )
 
 
-def _add_run(sub) -> None:
+def _add_run(sub: _Subparsers) -> None:
     p = sub.add_parser(
         "run", help="compress -> decompress ROOT files with the coffea processor, save hists"
     )
@@ -519,7 +526,7 @@ def _add_run(sub) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .io.guards import check_outputs
-    from .model.export import read_metadata
+    from .model.handle import open_model
     from .processing.run import build_fileset, output_paths, run, run_info, save_output, summarize
 
     if args.scheduler and args.executor != "dask":
@@ -535,9 +542,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         outputs.values(),
         output_dirs=[args.compress_dir],
     )
+    model = open_model(args.model)  # a bad model file fails before any data is read
     result = run(
         fileset,
-        args.model,
+        args.model,  # run() takes a path (its processor reads the file for the workers)
         executor=args.executor,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -564,7 +572,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.skipped_files:
         summary["_skipped_files"] = list(result.skipped_files)
     files = save_output(
-        result.output, args.output, run_info(result, read_metadata(args.model)), summary=summary
+        result.output, args.output, run_info(result, _model_metadata(model)), summary=summary
     )
     for skipped in result.skipped_files:
         print(f"skipped: {skipped}")
@@ -619,7 +627,7 @@ def _print_run_summary(summary: dict[str, Any]) -> None:
 # --- plot / report ----------------------------------------------------------------------
 
 
-def _add_plot(sub, name: str, report: bool) -> None:
+def _add_plot(sub: _Subparsers, name: str, report: bool) -> None:
     helptext = (
         "write the compression report (figures + Markdown page)"
         if report
@@ -726,7 +734,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 # --- compress / decompress ---------------------------------------------------------------
 
 
-def _add_compress(sub) -> None:
+def _add_compress(sub: _Subparsers) -> None:
     c = sub.add_parser(
         "compress", help="write a ROOT file with jets compressed (codec or autoencoder latents)"
     )
@@ -814,7 +822,7 @@ def _add_compress(sub) -> None:
     d.set_defaults(func=_cmd_decompress)
 
 
-def _print_sizes(verb: str, s) -> None:
+def _print_sizes(verb: str, s: CompressionSummary) -> None:
     print(
         f"{verb} {s.events} events, {s.jets} jets in {s.seconds:.2f} s "
         f"({s.jets / max(s.seconds, 1e-9):.3g} jets/s)"
@@ -898,7 +906,7 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
 # --- export -----------------------------------------------------------------------------
 
 
-def _add_export(sub) -> None:
+def _add_export(sub: _Subparsers) -> None:
     e = sub.add_parser(
         "export", help="write a model as ONNX: full pass, encoder, decoder (extra 'onnx')"
     )

@@ -81,3 +81,20 @@ def test_bad_config():
         ModelConfig(kind="gan")
     with pytest.raises(ValueError, match="weights given for unknown variable"):
         ModelConfig(weights={"nope": 2.0})
+
+
+def test_every_activation_name_builds_that_activation():
+    """`model.config` names the activations without torch; `networks` maps each to a layer."""
+    from torch import nn
+
+    from hepae_coffea.model.config import ACTIVATION_NAMES
+    from hepae_coffea.model.networks import ACTIVATIONS
+
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+    for name in ACTIVATION_NAMES:
+        model, _ = _model(activation=name)
+        layers = [m for m in model.encoder if not isinstance(m, nn.Linear)]
+        assert layers, name
+        assert all(type(m) is ACTIVATIONS[name] for m in layers), name
+    with pytest.raises(ValueError, match="activation 'swish' not in"):
+        ModelConfig(activation="swish")

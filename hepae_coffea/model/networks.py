@@ -18,11 +18,12 @@ Two bottlenecks are available:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from .config import ModelConfig
 from .normalize import Normalizer
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "weighted_mean",
 ]
 
+#: the hidden layers' activations, keyed by the names of `config.ACTIVATION_NAMES`
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -42,66 +44,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "gelu": nn.GELU,
 }
-KINDS = ("ae", "vae")
-LOSSES = ("mse", "bce")
-BOTTLENECKS = ("plain", "packed")
-LEVELS = ("jet", "event")
 _GUARD = 0.02  # keeps the fine channel away from the coarse steps' edges
-
-
-@dataclass
-class ModelConfig:
-    """Architecture and loss of a jet autoencoder (all fields are saved with the model)."""
-
-    variables: tuple[str, ...] = ("pt", "eta", "phi", "mass")
-    latent_dim: int = 3
-    hidden: tuple[int, ...] = (32, 32)
-    activation: str = "silu"
-    kind: str = "ae"
-    loss: str = "mse"
-    bottleneck: str = "packed"
-    levels: int = 1024
-    beta: float = 1e-3
-    weights: dict[str, float] = field(default_factory=dict)
-    transforms: dict[str, str] = field(default_factory=dict)
-    level: str = "jet"
-    event_jets: int = 4
-
-    def __post_init__(self) -> None:
-        self.variables = tuple(self.variables)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        problems = []
-        if self.kind not in KINDS:
-            problems.append(f"kind {self.kind!r} not in {KINDS}")
-        if self.loss not in LOSSES:
-            problems.append(f"loss {self.loss!r} not in {LOSSES}")
-        if self.bottleneck not in BOTTLENECKS:
-            problems.append(f"bottleneck {self.bottleneck!r} not in {BOTTLENECKS}")
-        if self.activation not in ACTIVATIONS:
-            problems.append(f"activation {self.activation!r} not in {sorted(ACTIVATIONS)}")
-        if not self.latent_dim >= 1:
-            problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if not 2 <= self.levels <= 1 << 16:
-            problems.append(f"levels must be in [2, 65536], got {self.levels}")
-        if len(set(self.variables)) != len(self.variables) or not self.variables:
-            problems.append(f"variables must be distinct and non-empty: {list(self.variables)}")
-        bad_w = set(self.weights) - set(self.variables)
-        if bad_w:
-            problems.append(f"weights given for unknown variable(s) {sorted(bad_w)}")
-        if any(w < 0 for w in self.weights.values()):
-            problems.append(f"weights must be >= 0: {self.weights}")
-        if self.level not in LEVELS:
-            problems.append(f"level {self.level!r} not in {LEVELS}")
-        if self.event_jets < 1:
-            problems.append(f"event_jets must be >= 1, got {self.event_jets}")
-        if problems:
-            raise ValueError("invalid model configuration: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["variables"] = list(self.variables)
-        d["hidden"] = list(self.hidden)
-        return d
 
 
 def _pack(h: torch.Tensor, k: int, levels: int, guard: float, packed: bool) -> torch.Tensor:
@@ -194,6 +137,9 @@ class JetAutoencoder(nn.Module):
     normalizer : Normalizer
         Fixed physical <-> normalised transforms (see :func:`build_model`).
     """
+
+    if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
+        column_weight: torch.Tensor  # loss weight per normalised column
 
     def __init__(self, config: ModelConfig, normalizer: Normalizer) -> None:
         super().__init__()
@@ -308,6 +254,10 @@ class EventAutoencoder(nn.Module):
     returned as zeros. The same normalisation, bottlenecks and VAE option as
     :class:`JetAutoencoder`; ``score`` is the mean of the real jets' errors per event.
     """
+
+    if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
+        jet_column_weight: torch.Tensor  # loss weight per normalised column of one jet
+        column_weight: torch.Tensor  # the same for all J jets of an event
 
     def __init__(self, config: ModelConfig, normalizer: Normalizer) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -417,19 +418,19 @@ class Normalizer(nn.Module):
     onehot_var: list[int]  # TorchScript reads these annotations (no __future__ import here)
     onehot_start: list[int]
     onehot_size: list[int]
-    # buffers (registered in __init__), annotated for type checkers
-    is_log: torch.Tensor
-    is_periodic: torch.Tensor
-    nonneg: torch.Tensor
-    is_integer: torch.Tensor
-    offset: torch.Tensor
-    center: torch.Tensor
-    scale: torch.Tensor
-    angle_idx: torch.Tensor
-    ceiling: torch.Tensor
-    floor: torch.Tensor
-    lo: torch.Tensor
-    width: torch.Tensor
+    if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
+        is_log: torch.Tensor
+        is_periodic: torch.Tensor
+        nonneg: torch.Tensor
+        is_integer: torch.Tensor
+        offset: torch.Tensor
+        center: torch.Tensor
+        scale: torch.Tensor
+        angle_idx: torch.Tensor
+        ceiling: torch.Tensor
+        floor: torch.Tensor
+        lo: torch.Tensor
+        width: torch.Tensor
 
     def __init__(
         self,

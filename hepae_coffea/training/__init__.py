@@ -1,1 +1,1 @@
-"""Training: the loop with its schedules, checkpoints and export (`loop`), and streaming input (`stream`)."""
+"""Training: the settings (`config`), reading and normalising the data (`prepare`, `prepare_stream`, `stream`), the loop (`loop`) with its optimiser (`optim`), validation (`validation`), records (`records`) and checkpoints (`checkpoint`), the export (`export`) and the LR range test (`lr_range`)."""
