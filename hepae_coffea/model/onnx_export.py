@@ -103,9 +103,9 @@ def _config(meta: Mapping[str, Any]) -> ModelConfig:
     arch = meta.get("architecture", {})
     try:
         return ModelConfig(
-            variables=tuple(v["name"] for v in meta["variables"]),
+            variables=[v["name"] for v in meta["variables"]],
             latent_dim=int(meta["latent_dim"]),
-            hidden=tuple(arch["hidden"]),
+            hidden=[int(h) for h in arch["hidden"]],
             activation=arch["activation"],
             kind=meta["kind"],
             loss=meta.get("loss", "mse"),

@@ -180,9 +180,9 @@ def rebuild(description: Mapping[str, Any]) -> nn.Module:
     level = d.get("level") or "jet"
     variables = [v["name"] for v in d["variables"]]
     config = ModelConfig(
-        variables=tuple(variables),
+        variables=list(variables),
         latent_dim=int(d["latent_dim"]),
-        hidden=tuple(arch.get("hidden", ())),
+        hidden=[int(h) for h in arch.get("hidden", ())],
         activation=str(arch.get("activation", "silu")),
         kind=str(d.get("kind", "ae")),
         loss=str(d.get("loss", "mse")),
