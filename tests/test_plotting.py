@@ -8,22 +8,17 @@ import pytest
 
 from hepae_coffea.cli import main
 from hepae_coffea.model.export import load_model
-from hepae_coffea.plots.plotting import (
+from hepae_coffea.plots.report import report_table, threshold_for, write_report
+from hepae_coffea.plots.results import (
     figure_distribution,
-    figure_latent_pairs,
-    figure_latent_scan,
-    figure_latents,
-    figure_loss_curves,
-    figure_previews,
     figure_residual,
     figure_residual_vs_pt,
     figure_residuals_combined,
-    figure_roc,
-    figure_scores,
     plot_results,
-    roc_from_hists,
 )
-from hepae_coffea.plots.report import report_table, threshold_for, write_report
+from hepae_coffea.plots.scan import figure_latent_pairs, figure_latent_scan, figure_latents
+from hepae_coffea.plots.scores import figure_roc, figure_scores, roc_from_hists
+from hepae_coffea.plots.training import figure_loss_curves, figure_previews
 from hepae_coffea.processing.hists import make_hists, sigma68_from_hist
 from hepae_coffea.processing.run import run, run_info, save_output
 
