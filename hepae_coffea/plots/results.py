@@ -19,7 +19,6 @@ import numpy as np
 
 from ..io.guards import safe_name
 from ..model.handle import ModelSource, open_model
-from ..processing.anomaly_hists import has_anomaly_hists
 from ..processing.hists import cdf_at, moments_mean_rms, sigma68_from_hist
 from ..processing.metrics import is_count, residual_kind
 from ..variables.registry import nonnegative_energy
@@ -364,6 +363,8 @@ def plot_results(
         made["roc"] = save_figure(
             figure_roc(datasets, background, signal, label), out / "roc", formats
         )
+        from ..processing.anomaly_hists import has_anomaly_hists
+
         if has_anomaly_hists(datasets[background]):
             made["sculpting"] = save_figure(
                 figure_sculpting(datasets[background], background, label),

@@ -10,13 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# processing.anomaly_hists brings in the jet readers (awkward, uproot): imported where used
 from ..processing import anomaly
-from ..processing.anomaly_hists import (
-    CURVES,
-    baseline_label,
-    rocs_from_outputs,
-    sculpting_from_output,
-)
 from .style import (
     DEFAULT_LABEL,
     atlas_label,
@@ -122,6 +117,8 @@ def figure_roc(
     scores and, where the results hold them, the trivial baselines on the same events
     (leading-jet pT and mass, HT; dashed). The hatched band is beyond the statistical
     reach of the background sample (fewer than ``min_background`` events pass)."""
+    from ..processing.anomaly_hists import CURVES, rocs_from_outputs
+
     use_file_backend()
     import matplotlib.pyplot as plt
 
@@ -184,6 +181,8 @@ def figure_sculpting(
     """How an event-score cut reshapes a (background) dataset's leading-jet pT and mass
     spectra: normalised spectra before and after cuts keeping ``eps_b`` of the events
     (top), and their ratio, cut over inclusive (bottom; 1 = no sculpting)."""
+    from ..processing.anomaly_hists import baseline_label, sculpting_from_output
+
     use_file_backend()
     import matplotlib.pyplot as plt
     import mplhep as mh
