@@ -8,22 +8,18 @@ import pytest
 
 from hepae_coffea.cli import main
 from hepae_coffea.model.export import load_model
-from hepae_coffea.plots.plotting import (
+from hepae_coffea.model.handle import open_model
+from hepae_coffea.plots.report import report_table, threshold_for, write_report
+from hepae_coffea.plots.results import (
     figure_distribution,
-    figure_latent_pairs,
-    figure_latent_scan,
-    figure_latents,
-    figure_loss_curves,
-    figure_previews,
     figure_residual,
     figure_residual_vs_pt,
     figure_residuals_combined,
-    figure_roc,
-    figure_scores,
     plot_results,
-    roc_from_hists,
 )
-from hepae_coffea.plots.report import report_table, threshold_for, write_report
+from hepae_coffea.plots.scan import figure_latent_pairs, figure_latent_scan, figure_latents
+from hepae_coffea.plots.scores import figure_roc, figure_scores, roc_from_hists
+from hepae_coffea.plots.training import figure_loss_curves, figure_previews
 from hepae_coffea.processing.hists import make_hists, sigma68_from_hist
 from hepae_coffea.processing.run import run, run_info, save_output
 
@@ -125,6 +121,10 @@ def test_roc_limits():
     c.fill(score=np.full(100, 1e-2))
     assert roc_from_hists(a, b)[2] == pytest.approx(0.5)
     assert roc_from_hists(a, c)[2] == pytest.approx(1.0)
+    # an empty sample: the diagonal and no AUC, not an error
+    eb, es, auc = roc_from_hists(a, make_hists(load_model().metadata)["score_jet"])
+    assert list(eb) == list(es) == [0.0, 1.0]
+    assert np.isnan(auc)
 
 
 def test_latent_figures(results):
@@ -144,8 +144,9 @@ def test_latent_scan_decodes_the_grid(tmp_path):
     lo, hi = model.metadata["latent_range"]
     xs = np.linspace(lo, hi, n)  # no histogram given: the model's latent range
     mid = 0.5 * (lo + hi)  # the other dimensions at the middle of the range
-    for dims in ((0, 1), (3, 1)):
-        fig = figure_latent_scan(model, None, dims=dims, n=n)
+    # an already loaded model, a handle from open_model and a path decode the same grid
+    for source, dims in ((model, (0, 1)), (open_model(path), (3, 1)), (path, (0, 1))):
+        fig = figure_latent_scan(source, None, dims=dims, n=n)
         axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
         panels = [np.asarray(ax.collections[0].get_array()).reshape(n, n) for ax in axes]
         gx, gy = np.meshgrid(xs, xs)  # rows: second dimension, columns: first

@@ -27,7 +27,6 @@ from ..processing.anomaly_hists import (
     sculpting_from_output,
 )
 from ..processing.hists import (
-    RESIDUAL_RESOLUTION,
     abs_residual_stats,
     moments_mean_rms,
     preferred_residual,
@@ -35,6 +34,7 @@ from ..processing.hists import (
 )
 from ..processing.metrics import residual_kind
 from ..variables.registry import canonical_variable
+from .style import RESOLUTION_TEXT, below_resolution
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -149,8 +149,8 @@ def _fmt(x: object) -> str:
 
 def _fmt_width(x: float | None) -> str:
     """A residual width; below the histograms' resolution it is only known to be smaller."""
-    if x is not None and 0 <= x <= RESIDUAL_RESOLUTION:
-        return f"<= {RESIDUAL_RESOLUTION:.2g}"
+    if below_resolution(x):
+        return RESOLUTION_TEXT
     return _fmt(x)
 
 
@@ -291,6 +291,11 @@ def _weighted_median(counts: Sequence[float] | np.ndarray, edges: Sequence[float
     return float(edges[i] * (edges[i + 1] / edges[i]) ** frac)  # log-linear inside the bin
 
 
+def _plain_curve(key: str) -> str:
+    """A curve's display name without TeX (for Markdown)."""
+    return CURVES[key].replace("$p_T$", "pT").replace("$H_T$", "HT")
+
+
 def anomaly_section(
     outputs: Mapping[str, Any],
     background: str,
@@ -321,7 +326,7 @@ def anomaly_section(
     for key, roc in rocs.items():
         wps = efficiency_at(roc, eps_b, min_background=min_background)
         table[key] = wps
-        name = CURVES[key].replace("$p_T$", "pT").replace("$H_T$", "HT")
+        name = _plain_curve(key)
         lines.append(f"| {name} | {roc.auc:.3f} | " + " | ".join(w.cell() for w in wps) + " |")
     lines.append("")
     if "score_event_max" in rocs:
@@ -340,9 +345,9 @@ def anomaly_section(
         verdict = "beats" if table[best_m][i].eps_s > table[best_b][i].eps_s else "does not beat"
         lines += [
             (
-                f"At eps_B = {e:g} the best model score ({CURVES[best_m]}, eps_S = "
+                f"At eps_B = {e:g} the best model score ({_plain_curve(best_m)}, eps_S = "
                 f"{table[best_m][i].eps_s:.3g}) {verdict} the best baseline "
-                f"({CURVES[best_b].replace('$p_T$', 'pT').replace('$H_T$', 'HT')}, "
+                f"({_plain_curve(best_b)}, "
                 f"eps_S = {table[best_b][i].eps_s:.3g})."
             ),
             "",
