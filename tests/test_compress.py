@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from hepae_coffea.compress.files import (
 )
 from hepae_coffea.errors import HepaeError, InputFileError, ModelFileError
 from hepae_coffea.model.export import default_model_path
+from hepae_coffea.model.handle import open_model
 from hepae_coffea.processing.run import run
 
 from .conftest import make_jets, write_nanoaod
@@ -100,6 +103,58 @@ def test_round_trip(source, tmp_path):
         {str(rest): "Events"}, schemaclass=NanoAODSchema, mode="eager"
     ).events()
     assert ak.all(ak.num(ev.Jet) == ak.num(arr_o["Jet_pt"]))
+
+
+def _model_opens(monkeypatch, model_path):
+    """Count the times ``model_path`` is opened (Path.read_bytes and open() alike)."""
+    opened: list[str] = []
+    want = Path(model_path).resolve()
+    real_open = io.open
+
+    def counting(file, *args, **kw):
+        if isinstance(file, str | Path) and Path(file).resolve() == want:
+            opened.append(str(file))
+        return real_open(file, *args, **kw)
+
+    monkeypatch.setattr(io, "open", counting)
+    monkeypatch.setattr(builtins, "open", counting)
+    return opened
+
+
+def _latents(path):
+    with uproot.open(path) as f:
+        t = f["Events"]
+        return np.stack([ak.to_numpy(ak.flatten(t[f"Jet_z{i}"].array())) for i in range(3)], 1)
+
+
+def test_model_read_once_as_path_bytes_or_handle(source, tmp_path, monkeypatch):
+    """compress reads the model file once, and a path, its bytes or a handle give the
+    same file: the same latents and the file's SHA-256 in the record."""
+    path = default_model_path()
+    data = path.read_bytes()
+    want = hashlib.sha256(data).hexdigest()
+    opened = _model_opens(monkeypatch, path)
+    by_path = compress(source, tmp_path / "p.root", path, allow_larger=True)
+    assert len(opened) == 1, opened
+    opened.clear()
+    by_bytes = compress(source, tmp_path / "b.root", data, allow_larger=True)
+    by_handle = compress(source, tmp_path / "h.root", open_model(path), allow_larger=True)
+    assert len(opened) == 1  # open_model above; bytes and a handle read nothing
+    z = _latents(by_path.output)
+    for s in (by_path, by_bytes, by_handle):
+        info, _ = read_compression_info(s.output)
+        assert info["model"]["file_sha256"] == want
+        np.testing.assert_array_equal(_latents(s.output), z)
+    assert read_compression_info(by_path.output)[0]["model"]["name"] == path.name
+    assert read_compression_info(by_bytes.output)[0]["model"]["name"] == "model"
+    # a model stored by reference, given back as bytes, restores the same jets
+    ref = compress(source, tmp_path / "ref.root", data, model_ref=True, allow_larger=True)
+    decompress(ref.output, tmp_path / "r1.root", model=data)
+    decompress(by_path.output, tmp_path / "r2.root")
+    _, a = _arrays(tmp_path / "r1.root")
+    _, b = _arrays(tmp_path / "r2.root")
+    for k in KIN:
+        np.testing.assert_array_equal(ak.flatten(a[k]), ak.flatten(b[k]))
 
 
 @pytest.mark.filterwarnings("ignore:Missing cross-reference index:RuntimeWarning")

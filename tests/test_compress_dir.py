@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-import hepae_coffea.compress.files as compress_module
+import hepae_coffea.compress.blocks as compress_module
 from hepae_coffea.cli import main
 from hepae_coffea.compress.files import compress, decompress, read_compression_info
 from hepae_coffea.processing.run import run

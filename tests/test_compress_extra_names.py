@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import uproot
 
-from hepae_coffea.compress.files import _extra_branch, compress, decompress
+from hepae_coffea.compress.blocks import extra_branch
+from hepae_coffea.compress.files import compress, decompress
 from hepae_coffea.model.export import export_model
 from hepae_coffea.model.networks import build_model
 from hepae_coffea.model.normalize import Normalizer, choose_transforms
@@ -26,9 +27,9 @@ VARIABLES = ["pt", "eta", "phi", "mass", "btag_x"]
 
 
 def test_extra_branch_keeps_the_variables_underscores():
-    assert _extra_branch("Jet", "Jet_pt") == "JetExtra_pt"
-    assert _extra_branch("Jet", "Jet_btag_x") == "JetExtra_btag_x"
-    assert _extra_branch("FatJet", "FatJet_a_b_c") == "FatJetExtra_a_b_c"
+    assert extra_branch("Jet", "Jet_pt") == "JetExtra_pt"
+    assert extra_branch("Jet", "Jet_btag_x") == "JetExtra_btag_x"
+    assert extra_branch("FatJet", "FatJet_a_b_c") == "FatJetExtra_a_b_c"
 
 
 def _untrained_event_model(path, x):

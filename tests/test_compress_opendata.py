@@ -193,7 +193,7 @@ def test_compress_dir_on_open_data(od2020, tmp_path):
 
 
 def test_event_level_model_refused_for_e(od2020, tmp_path, monkeypatch):
-    from hepae_coffea.compress import files as module
+    from hepae_coffea.compress import energy as module
 
     with pytest.raises(HepaeError, match="jet-level"):
         module.energy_route(

@@ -28,7 +28,7 @@ declare -A SCOPE=(
   [domain]="Domain.reasons Domain.counts"
   [quantize]="Grid.to_int Grid.from_int"
   [entropy]="_Coder.values _Coder.uniform _Coder._raw32 _dphi_int _mass_ref _blocks"
-  [compress_blocks]="_compress_block _decode_block _extra_branch"
+  [compress_blocks]="encode_block _encode_jets _encode_events _round kept_branches decode_block extra_branch"
   [normalize_fit]="choose_transforms _fit"
 )
 ORDER=(metrics compression_processor binning binning_fills compress normalize domain quantize

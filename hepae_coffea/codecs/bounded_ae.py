@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .base import CodecError, Encoded, check_columns, circular_error, smallest_int_dtype
-from .precision import parse_precision
+from .precision import Precision, parse_precision
 from .quantize import Grid, make_grid
 from .truncate import round_mantissa
 
@@ -43,7 +43,7 @@ def value_errors(var: str, grid: Grid, rec: np.ndarray, orig: np.ndarray) -> np.
 def encode(
     columns: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    spec: object,
+    spec: str | Precision,
     *,
     encoder: Transform,
     decoder: Transform,
@@ -90,6 +90,7 @@ def encode(
         bad = err > safety * grid.max_error
         q, sign = grid.to_int(cols[v][bad])
         if grid.coord == "log":  # sign folded in: sign * (k - kmin + 1)
+            assert sign is not None  # log grids return the signs
             kmin = int(q[sign != 0].min()) if np.any(sign != 0) else 0
             code = sign.astype(np.int64) * (q - kmin + 1)
         else:
@@ -127,7 +128,7 @@ def encode(
 def decode(
     branches: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    info: Mapping,
+    info: Mapping[str, Any],
     *,
     decoder: Transform,
 ) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ import binascii
 import json
 import lzma
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,10 @@ MAX_LEVEL = 40
 #: smallest level a fitted weight gets (weight 4 of WEIGHT_SCALE: probability 2**-14)
 MIN_FIT_LEVEL = 4
 LEVEL_WEIGHTS = np.rint(np.exp2(np.arange(MAX_LEVEL + 1) / 2.0)).astype(np.int64)
+#: context edges by name (physical units), as `CONTEXT_EDGES`
+Edges = Mapping[str, list[float]]
+#: a coder's tables: (stream, step) -> (integer bin edges, probabilities, {context: model})
+_Tables = dict[tuple[str, float], tuple[np.ndarray, np.ndarray, dict[int, Any]]]
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 16}]
 _RAW_OFFSET = 1 << 31
 _MAX_UNIFORM = 1 << 24
@@ -141,11 +145,14 @@ class Histogram:
         try:
             lo, hi, bins = float(d["lo"]), float(d["hi"]), int(d["bins"])
             packed = (d["levels"], int(d["contexts"])) if "levels" in d else None
-            w = None if packed else np.asarray(d["weights"], dtype=np.int64)
+            weights = None if packed else np.asarray(d["weights"], dtype=np.int64)
         except (KeyError, TypeError, ValueError) as err:
             raise CodecError(f"entropy model stream {name!r} is malformed: {err}") from None
         if packed is not None:
             w = _unpack_levels(name, packed[0], packed[1], bins + 1)
+        else:
+            assert weights is not None  # read when there are no levels
+            w = weights
         if not (hi > lo and bins >= 1 and w.ndim == 2 and w.shape[1] == bins + 1):
             raise CodecError(f"entropy model stream {name!r} has inconsistent shapes")
         if np.any(w < 1):
@@ -197,7 +204,8 @@ class EntropyModel:
         return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> EntropyModel:
+    def from_json(cls, d: Any) -> EntropyModel:
+        """The model of plain JSON ``d`` (`to_json`); `CodecError` for anything else."""
         if not isinstance(d, Mapping) or d.get("format") != MODEL_FORMAT:
             raise CodecError("not an entropy model (format field missing or wrong)")
         if int(d.get("version", 0)) not in (1, MODEL_VERSION):
@@ -238,16 +246,19 @@ class _Layout:
         return cls(counts, first, index)
 
 
-def _ctx_pt_first(model_ctx, counts_of_first: np.ndarray) -> np.ndarray:
+def _ctx_pt_first(model_ctx: Edges, counts_of_first: np.ndarray) -> np.ndarray:
     return _cls("njet", model_ctx, counts_of_first)
 
 
-def _ctx_pt_next(model_ctx, index: np.ndarray, log_pt_prev: np.ndarray) -> np.ndarray:
+def _ctx_pt_next(model_ctx: Edges, index: np.ndarray, log_pt_prev: np.ndarray) -> np.ndarray:
     ji = _cls("jet_index", model_ctx, index)
-    return ji * _n_classes(model_ctx, "log_pt") + _cls("log_pt", model_ctx, log_pt_prev)
+    out: np.ndarray = ji * _n_classes(model_ctx, "log_pt") + _cls("log_pt", model_ctx, log_pt_prev)
+    return out
 
 
-def _ctx_eta(model_ctx, index: np.ndarray, log_pt: np.ndarray, eta_first: np.ndarray):
+def _ctx_eta(
+    model_ctx: Edges, index: np.ndarray, log_pt: np.ndarray, eta_first: np.ndarray
+) -> np.ndarray:
     """First jets: pt class; later jets: after those, the first jet's eta class."""
     npt = _n_classes(model_ctx, "log_pt")
     ptc = _cls("log_pt", model_ctx, log_pt)
@@ -255,18 +266,22 @@ def _ctx_eta(model_ctx, index: np.ndarray, log_pt: np.ndarray, eta_first: np.nda
     return np.where(index > 0, npt + etc, ptc)
 
 
-def _ctx_mass(model_ctx, index: np.ndarray, log_pt: np.ndarray) -> np.ndarray:
-    return (index > 0).astype(np.int64) * _n_classes(model_ctx, "log_pt") + _cls(
+def _ctx_mass(model_ctx: Edges, index: np.ndarray, log_pt: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (index > 0).astype(np.int64) * _n_classes(model_ctx, "log_pt") + _cls(
         "log_pt", model_ctx, log_pt
     )
+    return out
 
 
-def _ctx_dphi(model_ctx, index: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+def _ctx_dphi(model_ctx: Edges, index: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
     ji = _cls("jet_index", model_ctx, index)
-    return ji * _n_classes(model_ctx, "log_ratio") + _cls("log_ratio", model_ctx, log_ratio)
+    out: np.ndarray = ji * _n_classes(model_ctx, "log_ratio") + _cls(
+        "log_ratio", model_ctx, log_ratio
+    )
+    return out
 
 
-_N_CONTEXTS = {
+_N_CONTEXTS: dict[str, Callable[[Edges], int]] = {
     "pt_first": lambda e: _n_classes(e, "njet"),
     "pt_next": lambda e: _n_classes(e, "jet_index") * _n_classes(e, "log_pt"),
     "eta": lambda e: _n_classes(e, "log_pt") + _n_classes(e, "eta"),
@@ -279,18 +294,22 @@ _N_CONTEXTS = {
 def _dphi_int(qphi: np.ndarray, qfirst: np.ndarray, levels: int) -> np.ndarray:
     """Signed integer delta phi in (-levels/2, levels/2]."""
     d = np.mod(qphi - qfirst, levels)
-    return np.where(2 * d > levels, d - levels, d)
+    out: np.ndarray = np.where(2 * d > levels, d - levels, d)
+    return out
 
 
 def _mass_ref(kpt: np.ndarray, gpt: Grid, gm: Grid) -> np.ndarray:
     """Integer log pt expressed on the mass grid (the reference for log(m / pt))."""
-    return np.rint(kpt * (gpt.step / gm.step)).astype(np.int64)
+    out: np.ndarray = np.rint(kpt * (gpt.step / gm.step)).astype(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------------------
-def _hist_counts(x: np.ndarray, ctx: np.ndarray, n_ctx: int, lo: float, hi: float, bins: int):
+def _hist_counts(
+    x: np.ndarray, ctx: np.ndarray, n_ctx: int, lo: float, hi: float, bins: int
+) -> np.ndarray:
     out = np.zeros((n_ctx, bins + 1), np.float64)
     b = np.floor((x - lo) / (hi - lo) * bins).astype(np.int64)
     b = np.where((x < lo) | (x >= hi), bins, np.clip(b, 0, bins - 1))
@@ -319,7 +338,8 @@ def _weights(counts: np.ndarray, smooth: float) -> np.ndarray:
     p = (full + prior * pooled + 0.01) / (n + prior + 0.01 * full.shape[1])
     w = np.maximum(1.0, p * WEIGHT_SCALE)
     lv = np.clip(np.rint(2.0 * np.log2(w)), MIN_FIT_LEVEL, MAX_LEVEL).astype(np.int64)
-    return LEVEL_WEIGHTS[lv]
+    out: np.ndarray = LEVEL_WEIGHTS[lv]
+    return out
 
 
 def fit_model(
@@ -348,7 +368,9 @@ def fit_model(
     return EntropyModel(streams, edges, trained)
 
 
-def _features(ints, grids, lay: _Layout, edges) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _features(
+    ints: Mapping[str, Any], grids: Mapping[str, Grid], lay: _Layout, edges: Edges
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Physical value and context of every coded value of every stream (for fitting)."""
     kpt, qeta, qphi, (km, sm) = ints["pt"], ints["eta"], ints["phi"], ints["mass"]
     gpt, geta, gphi, gm = grids["pt"], grids["eta"], grids["phi"], grids["mass"]
@@ -401,12 +423,14 @@ def _grids(prec: Precision, cols: Mapping[str, np.ndarray]) -> dict[str, Grid]:
     return grids
 
 
-def _quantise(cols, prec: Precision):
+def _quantise(
+    cols: Mapping[str, np.ndarray], prec: Precision
+) -> tuple[dict[str, Grid], dict[str, Any]]:
     grids = _grids(prec, cols)
     if np.any(cols["pt"] <= 0):
         n = int(np.count_nonzero(cols["pt"] <= 0))
         raise CodecError(f"entropy codec needs pt > 0; {n} jet(s) have pt <= 0 (use quantize)")
-    ints = {}
+    ints: dict[str, Any] = {}
     for v in KINEMATICS:
         q, s = grids[v].to_int(cols[v])
         ints[v] = (q, s) if v == "mass" else q
@@ -425,20 +449,26 @@ def _int_edges(h: Histogram, step: float) -> np.ndarray:
 class _Coder:
     """Range encoder or decoder plus the model, with one method per stream kind."""
 
-    def __init__(self, model: EntropyModel, grids: dict[str, Grid], words=None, cache=None) -> None:
+    def __init__(
+        self,
+        model: EntropyModel,
+        grids: dict[str, Grid],
+        words: np.ndarray | None = None,
+        cache: _Tables | None = None,
+    ) -> None:
         self.model = model
         self.grids = grids
         self.uni = constriction.stream.model.Uniform()
+        self.enc: Any = None  # constriction's range encoder, when encoding
+        self.dec: Any = None  # its range decoder, when decoding
         if words is None:
             self.enc = constriction.stream.queue.RangeEncoder()
-            self.dec = None
         else:
-            self.enc = None
             self.dec = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
         # (stream, step) -> (integer bin edges, probabilities, {context: concrete model})
-        self._tables: dict = {} if cache is None else cache
+        self._tables: _Tables = {} if cache is None else cache
 
-    def _table(self, stream: str, step: float) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _table(self, stream: str, step: float) -> tuple[np.ndarray, np.ndarray, dict[int, Any]]:
         key = (stream, step)
         if key not in self._tables:
             h = self.model.streams[stream]
@@ -455,14 +485,16 @@ class _Coder:
             self._tables[key] = (k, p, {})
         return self._tables[key]
 
-    def _categorical(self, stream: str, step: float, ctx: np.ndarray, b: np.ndarray | None):
+    def _categorical(
+        self, stream: str, step: float, ctx: np.ndarray, b: np.ndarray | None
+    ) -> np.ndarray:
         """Bin symbols, grouped by context (stable order), one concrete model per context."""
         _, p, models = self._table(stream, step)
         order = np.argsort(ctx, kind="stable")
         cs = ctx[order]
         starts = np.flatnonzero(np.concatenate([[True], cs[1:] != cs[:-1]]))
         ends = np.append(starts[1:], len(cs))
-        out = None if b is not None else np.empty(len(ctx), np.int64)
+        out = b if b is not None else np.empty(len(ctx), np.int64)
         for s0, e0 in zip(starts, ends, strict=True):
             c = int(cs[s0])
             if c not in models:
@@ -472,7 +504,7 @@ class _Coder:
                 self.enc.encode(b[idx].astype(np.int32), models[c])
             else:
                 out[idx] = self.dec.decode(models[c], int(e0 - s0))
-        return b if b is not None else out
+        return out
 
     # ---- uniform symbols
     def uniform(self, values: np.ndarray | None, sizes: np.ndarray, n: int) -> np.ndarray:
@@ -483,7 +515,8 @@ class _Coder:
             return np.asarray(values)
         if not n:
             return np.zeros(0, np.int64)
-        return self.dec.decode(self.uni, sizes).astype(np.int64)
+        out: np.ndarray = self.dec.decode(self.uni, sizes).astype(np.int64)
+        return out
 
     def _raw32(self, values: np.ndarray | None, n: int) -> np.ndarray:
         full = np.full(n, 1 << 16, np.int32)
@@ -494,10 +527,11 @@ class _Coder:
             return np.asarray(values)
         hi = self.uniform(None, full, n)
         lo = self.uniform(None, full, n)
-        return (hi << 16) + lo - _RAW_OFFSET
+        out: np.ndarray = (hi << 16) + lo - _RAW_OFFSET
+        return out
 
     # ---- histogram-coded integers
-    def values(self, stream: str, step: float, ctx: np.ndarray, q: np.ndarray | None):
+    def values(self, stream: str, step: float, ctx: np.ndarray, q: np.ndarray | None) -> np.ndarray:
         """Code (or decode, ``q=None``) integers whose physical value is ``q * step``."""
         n = len(ctx)
         if n == 0:
@@ -505,6 +539,7 @@ class _Coder:
         k = self._table(stream, step)[0]
         bins = len(k) - 1
         if self.enc is not None:
+            assert q is not None  # the values to encode
             b = np.searchsorted(k, q, side="right") - 1
             esc = (b < 0) | (b >= bins)
             b = np.where(esc, bins, b)
@@ -520,6 +555,7 @@ class _Coder:
         offs = self.uniform(offs, sizes[multi], int(np.count_nonzero(multi)))
         raw = self._raw32(None if q is None else q[esc], int(np.count_nonzero(esc)))
         if self.enc is not None:
+            assert q is not None  # the values encoded
             return q
         out = np.empty(n, np.int64)
         ins = k[bi].copy()
@@ -529,16 +565,18 @@ class _Coder:
         return out
 
     def finish(self) -> np.ndarray:
-        return self.enc.get_compressed().astype(np.uint32)
+        out: np.ndarray = self.enc.get_compressed().astype(np.uint32)
+        return out
 
 
-def _code_block(coder: _Coder, lay: _Layout, ints: dict | None) -> dict:
+def _code_block(coder: _Coder, lay: _Layout, ints: Mapping[str, Any] | None) -> dict[str, Any]:
     """Encode (``ints`` given) or decode one block, in the order the module docstring says."""
+    enc = ints is not None
+    ints = ints if ints is not None else {}  # read only when encoding
     g = coder.grids
     edges = coder.model.contexts
     gpt, geta, gphi, gm = g["pt"], g["eta"], g["phi"], g["mass"]
     n = len(lay.first)
-    enc = ints is not None
     is_first = lay.index == 0
     first_idx = np.flatnonzero(is_first)
     nf = len(first_idx)
@@ -572,18 +610,19 @@ def _code_block(coder: _Coder, lay: _Layout, ints: dict | None) -> dict:
         lv = np.full(nf, gphi.levels, np.int32)
         qphi[first_idx] = coder.uniform(qphi[first_idx] if enc else None, lv, nf)
     ctx = _ctx_dphi(edges, lay.index[nxt], lpt[nxt] - lpt[fi])
-    d = _dphi_int(qphi[nxt], qphi[fi], gphi.levels) if enc else None
-    a = coder.values("dphi", gphi.step, ctx, np.abs(d) if enc else None)
+    dphi = _dphi_int(qphi[nxt], qphi[fi], gphi.levels) if enc else None
+    a = coder.values("dphi", gphi.step, ctx, np.abs(dphi) if dphi is not None else None)
     two_signs = (a > 0) & ~((gphi.levels % 2 == 0) & (2 * a == gphi.levels))
     ns = int(np.count_nonzero(two_signs))
-    neg = coder.uniform((d[two_signs] < 0).astype(np.int32) if enc else None, np.full(ns, 2), ns)
+    neg_in = (dphi[two_signs] < 0).astype(np.int32) if dphi is not None else None
+    neg = coder.uniform(neg_in, np.full(ns, 2), ns)
     if not enc:
         dd = a.copy()
         dd[two_signs] = np.where(neg == 1, -a[two_signs], a[two_signs])
         qphi[nxt] = np.mod(qphi[fi] + dd, gphi.levels)
     # 4. mass
     km, sm = (ints["mass"][0].copy(), ints["mass"][1]) if enc else (np.zeros(n, np.int64), None)
-    cls = np.where(sm > 0, 0, np.where(sm == 0, 1, 2)) if enc else None
+    cls = np.where(sm > 0, 0, np.where(sm == 0, 1, 2)) if sm is not None else None
     cls = coder.values("mass_sign", 1.0, np.zeros(n, np.int64), cls)
     nz = np.flatnonzero(cls != 1)
     ref = _mass_ref(kpt[nz], gpt, gm)
@@ -599,7 +638,7 @@ def _code_block(coder: _Coder, lay: _Layout, ints: dict | None) -> dict:
 # --------------------------------------------------------------------------------------
 # the codec API
 # --------------------------------------------------------------------------------------
-def _blocks(counts: np.ndarray, block_events: int):
+def _blocks(counts: np.ndarray, block_events: int) -> Iterator[tuple[int, int, int, int]]:
     offs = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     for s in range(0, len(counts), block_events):
         e = min(s + block_events, len(counts))
@@ -609,7 +648,7 @@ def _blocks(counts: np.ndarray, block_events: int):
 def encode(
     columns: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    spec: object = "nanoaod",
+    spec: str | Precision = "nanoaod",
     *,
     model: EntropyModel | None = None,
     block_events: int = 1000,
@@ -653,7 +692,7 @@ def encode(
     grids, ints = _quantise(cols, prec)
     words, block_words = [], []
     sizes = np.zeros(len(counts), np.int64)
-    cache: dict = {}
+    cache: _Tables = {}
     for s, e, js, je in _blocks(counts, block_events):
         coder = _Coder(model, grids, cache=cache)
         lay = _Layout.of(counts[s:e])
@@ -695,7 +734,7 @@ def encode(
 def decode_integers(
     branches: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    info: Mapping,
+    info: Mapping[str, Any],
     model: EntropyModel | None = None,
 ) -> tuple[dict[str, Grid], dict[str, Any]]:
     """The quantised integers (exactly those the encoder computed) and their grids."""
@@ -723,14 +762,14 @@ def decode_integers(
         raise CodecError(f"entropy payload has {len(words)} words, its blocks say {sum(bw)}")
     block_events = int(info["block_events"])
     n = int(counts.sum())
-    out = {
+    out: dict[str, Any] = {
         "pt": np.zeros(n, np.int64),
         "eta": np.zeros(n, np.int64),
         "phi": np.zeros(n, np.int64),
         "mass": (np.zeros(n, np.int64), np.zeros(n, np.int8)),
     }
     pos = 0
-    cache: dict = {}
+    cache: _Tables = {}
     blocks = list(_blocks(counts, block_events))
     if len(blocks) != len(bw):
         raise CodecError(f"entropy payload has {len(bw)} blocks, the jet counts give {len(blocks)}")
@@ -748,7 +787,7 @@ def decode_integers(
 def decode(
     branches: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    info: Mapping,
+    info: Mapping[str, Any],
     model: EntropyModel | None = None,
 ) -> dict[str, np.ndarray]:
     """Float32 pt, eta, phi, mass (and the other columns) from the coded words."""

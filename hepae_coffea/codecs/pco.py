@@ -12,7 +12,7 @@ bits and narrowed back (after a range check) when decoded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from pcodec import ChunkConfig, standalone
 
 from . import quantize
 from .base import CodecError, Encoded, check_columns
-from .precision import parse_precision
+from .precision import Precision, parse_precision
 
 __all__ = ["decode", "encode"]
 
@@ -36,7 +36,7 @@ _CODED = {
 }
 
 
-def _blocks(counts: np.ndarray, block_events: int):
+def _blocks(counts: np.ndarray, block_events: int) -> Iterator[tuple[int, int, int, int]]:
     offs = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     for s in range(0, len(counts), block_events):
         e = min(s + block_events, len(counts))
@@ -141,7 +141,7 @@ def decode_integers(
 def encode(
     columns: Mapping[str, np.ndarray],
     counts: np.ndarray,
-    spec: object = "nanoaod",
+    spec: str | Precision = "nanoaod",
     *,
     block_events: int = BLOCK_EVENTS,
 ) -> Encoded:
@@ -163,7 +163,7 @@ def encode(
 
 
 def decode(
-    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping
+    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
     """Float32 values (integer columns unchanged) from the pcodec branches."""
     if info.get("codec") != NAME:

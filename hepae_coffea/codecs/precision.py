@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import HepaeError
 
@@ -156,14 +156,14 @@ class Precision:
                 f"(it has: {', '.join(self.bounds)})"
             )
 
-    def to_json(self) -> dict[str, list]:
+    def to_json(self) -> dict[str, list[Any]]:
         """``{var: [kind, value]}``, plain JSON."""
         return {v: [b.kind, b.value] for v, b in self.bounds.items()}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, list]) -> Precision:
+    def from_json(cls, d: Mapping[str, Any]) -> Precision:
         """Inverse of `to_json`."""
-        bounds = {}
+        bounds: dict[str, Bound] = {}
         for v, kv in d.items():
             if not (isinstance(kv, list | tuple) and len(kv) == 2):
                 raise PrecisionError(f"precision entry for {v!r} is not [kind, value]: {kv!r}")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .base import CodecError, Encoded, check_columns, phi_float32, smallest_int_dtype
-from .precision import NOMINAL_RANGE, Bound, PrecisionError, parse_precision
+from .precision import NOMINAL_RANGE, Bound, Precision, PrecisionError, parse_precision
 
 __all__ = ["Grid", "decode", "encode", "make_grid"]
 
@@ -158,7 +158,7 @@ def make_grid(var: str, bound: Bound, x: np.ndarray | None = None) -> Grid:
 
 
 def encode(
-    columns: Mapping[str, np.ndarray], counts: np.ndarray, spec: object = "nanoaod"
+    columns: Mapping[str, np.ndarray], counts: np.ndarray, spec: str | Precision = "nanoaod"
 ) -> Encoded:
     """Quantise every float column; store offset integers in the smallest integer type.
 
@@ -178,6 +178,7 @@ def encode(
         q, sign = grid.to_int(x)
         entry: dict[str, Any] = {"grid": grid.to_json()}
         if grid.coord == "log":
+            assert sign is not None  # log grids return the signs
             nz = sign != 0
             kmin = int(q[nz].min()) if np.any(nz) else 0
             code = sign.astype(np.int64) * (q - kmin + 1)
@@ -202,7 +203,7 @@ def encode(
 
 
 def decode(
-    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping
+    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
     """Float32 values from the stored integers (integer columns returned unchanged)."""
     del counts

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from .base import Encoded, check_columns, phi_float32, wrap_phi
 from .precision import (
     Bound,
+    Precision,
     PrecisionError,
     bits_for_abs_error,
     bits_for_rel_error,
@@ -64,7 +66,7 @@ def bits_for(var: str, bound: Bound, x: np.ndarray) -> int:
 
 
 def encode(
-    columns: Mapping[str, np.ndarray], counts: np.ndarray, spec: object = "nanoaod"
+    columns: Mapping[str, np.ndarray], counts: np.ndarray, spec: str | Precision = "nanoaod"
 ) -> Encoded:
     """Round each float column to its bits; ``info`` records them.
 
@@ -96,7 +98,7 @@ def encode(
 
 
 def decode(
-    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping
+    branches: Mapping[str, np.ndarray], counts: np.ndarray, info: Mapping[str, Any]
 ) -> dict[str, np.ndarray]:
     """The stored values are the decoded values: float columns as float32."""
     del counts, info

@@ -34,6 +34,7 @@ __all__ = [
     "encode_payload",
     "max_errors",
     "precision_for",
+    "resolve_codec",
 ]
 
 #: what ``--codec`` accepts: the autoencoder and the array codecs
@@ -86,6 +87,15 @@ def choose_codec(
     return codec
 
 
+def resolve_codec(codec: str | None, precision: str | None) -> str:
+    """`choose_codec` for a whole command (the jets not yet counted); a bad precision SPEC
+    fails here, before anything is read."""
+    chosen = choose_codec(codec, precision)
+    if precision is not None:
+        parse_precision(precision)
+    return chosen
+
+
 def precision_for(precision: str | Precision, variables: Sequence[str]) -> Precision:
     """The SPEC's bounds, with E bounded as the mass when the SPEC names the mass but not E
     (jets stored with E instead of mass, as ATLAS Open Data; the presets name the mass)."""
@@ -135,6 +145,8 @@ def encode_payload(
     if codec == "ae":
         from ..codecs import bounded_ae
 
+        if encoder is None or decoder is None:
+            raise HepaeError("codec 'ae' needs the model's encoder and decoder")
         enc = bounded_ae.encode(
             columns,
             counts,
@@ -149,7 +161,7 @@ def encode_payload(
     data: dict[str, np.ndarray] = {}
     sizes: dict[str, np.ndarray] = {}
     specs: list[BranchSpec] = []
-    entries = []
+    entries: list[dict[str, str | None]] = []
     for key, arr in enc.branches.items():
         name, counter = _names(coll, key)
         a = np.ascontiguousarray(arr)

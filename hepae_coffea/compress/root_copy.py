@@ -17,16 +17,22 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputFileError
+
 __all__ = [
+    "COMPRESSIONS",
     "BranchSpec",
     "Unwritable",
     "branch_specs",
     "copy_object",
+    "copy_others",
     "create_tree",
     "file_compression",
     "fill",
     "finish_tree",
     "iterate_specs",
+    "other_objects",
+    "output_compression",
     "register_streamers",
     "tree_keys",
 ]
@@ -35,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: object classes (besides TTree) that uproot can write back as read
 COPYABLE_CLASSES = ("TObjString",)
+#: the output compressions uproot writes
+COMPRESSIONS = ("zlib", "lzma", "lz4", "zstd")
+#: the least level used when the input's algorithm is kept (the input's own if higher)
+_AT_LEAST = {"ZLIB": 6, "LZMA": 9, "ZSTD": 5, "LZ4": 4}
 
 
 class Unwritable(Exception):
@@ -65,14 +75,14 @@ class BranchSpec:
         return cls(d["name"], d["dtype"], d.get("counter"), d.get("title"), tuple(d["shape"]))
 
 
-def file_compression(f) -> Any:
+def file_compression(f: Any) -> Any:
     """The compression (algorithm and level) a ROOT file was written with."""
     import uproot
 
     return uproot.compression.Compression.from_code(int(f.file.fCompress))
 
 
-def branch_specs(tree) -> list[BranchSpec]:
+def branch_specs(tree: Any) -> list[BranchSpec]:
     """Specs of every top-level branch of an uproot tree, in order.
 
     Raises :class:`Unwritable` naming the first branch uproot cannot write back.
@@ -116,7 +126,9 @@ def _declared_type(spec: BranchSpec) -> Any:
     return np.dtype((dt, spec.shape)) if spec.shape else dt
 
 
-def create_tree(fout, name: str, specs: Sequence[BranchSpec], title: str = "", capacity: int = 2):
+def create_tree(
+    fout: Any, name: str, specs: Sequence[BranchSpec], title: str = "", capacity: int = 2
+) -> Any:
     """Start tree ``name`` in ``fout`` with exactly ``specs`` (order, types, counters, titles).
 
     Nothing of the tree's metadata is written until :func:`finish_tree`, which writes it
@@ -152,23 +164,23 @@ def create_tree(fout, name: str, specs: Sequence[BranchSpec], title: str = "", c
     # uproot's private writer API (checked by the round-trip tests).
     by_name = {s.name: s for s in specs}
     for datum in casc._branch_data:
-        s = by_name.get(datum.get("fName")) if datum.get("kind") != "record" else None
-        if s is None:
+        spec = by_name.get(datum.get("fName")) if datum.get("kind") != "record" else None
+        if spec is None:
             continue
-        want = np.dtype(s.dtype).newbyteorder(">")
+        want = np.dtype(spec.dtype).newbyteorder(">")
         if datum["kind"] == "counter" and want != datum["dtype"]:
             if want.kind not in "iu":
-                raise Unwritable(f"counter {s.name!r} has non-integer type {s.dtype}")
+                raise Unwritable(f"counter {spec.name!r} has non-integer type {spec.dtype}")
             datum["dtype"] = want
-        if s.title is not None:
-            datum["fTitle"] = s.title
+        if spec.title is not None:
+            datum["fTitle"] = spec.title
     # the metadata is written once by finish_tree(): no in-place patches, no relocations
     casc.write_updates = lambda sink: None
     casc._relocate = lambda file, sink: None
     return casc
 
 
-def fill(fout, casc, specs: Sequence[BranchSpec], arrays: Mapping[str, Any]) -> None:
+def fill(fout: Any, casc: Any, specs: Sequence[BranchSpec], arrays: Mapping[str, Any]) -> None:
     """Append one block of entries (one basket per branch); ``arrays`` holds every branch
     of ``specs`` by name."""
     import awkward as ak
@@ -185,7 +197,7 @@ def fill(fout, casc, specs: Sequence[BranchSpec], arrays: Mapping[str, Any]) -> 
     casc.extend(file, file.sink, data)
 
 
-def register_streamers(fout) -> None:
+def register_streamers(fout: Any) -> None:
     """Record the streamers of trees and strings in ``fout``. Call it before writing
     anything else: the streamer record then never has to move (which leaves a hole)."""
     import uproot
@@ -212,7 +224,7 @@ def register_streamers(fout) -> None:
     fout._file._cascading.streamers.update_streamers(fout._file.sink, streamers)
 
 
-def finish_tree(fout, casc) -> None:
+def finish_tree(fout: Any, casc: Any) -> None:
     """Write a tree started by :func:`create_tree` (after its last :func:`fill`)."""
     import uproot
 
@@ -226,8 +238,7 @@ def finish_tree(fout, casc) -> None:
             special = datum["tleaf_special_struct"]
             at = datum["basket_metadata_start"] - 25 - special.size  # fMinimum, fMaximum
             raw[at : at + special.size] = special.pack(0, datum["tleaf_maximum_value"])
-    raw = bytes(raw)
-    data = uproot.compression.compress(raw, file.compression)
+    data = uproot.compression.compress(bytes(raw), file.compression)
     casc._key = casc._directory.add_object(
         file.sink, "TTree", casc._name, casc._title, data, len(raw), big=True
     )
@@ -235,21 +246,83 @@ def finish_tree(fout, casc) -> None:
     file.sink.flush()
 
 
-def copy_object(fin, fout, key: str, classname: str) -> None:
+def copy_object(fin: Any, fout: Any, key: str, classname: str) -> None:
     """Copy one non-tree object uproot can write (:data:`COPYABLE_CLASSES`)."""
     if classname not in COPYABLE_CLASSES:
         raise Unwritable(f"{key}: class {classname} cannot be written by uproot")
     fout[key] = str(fin[key])
 
 
-def tree_keys(f) -> list[tuple[str, str]]:
+def tree_keys(f: Any) -> list[tuple[str, str]]:
     """(name, classname) of the top-level objects of a file, last cycle only, in order."""
-    seen = {}
+    seen: dict[str, str] = {}
     for k, c in f.classnames(recursive=False, cycle=False).items():
         seen.setdefault(k, c)
     return list(seen.items())
 
 
-def iterate_specs(tree, specs: Iterable[BranchSpec], step_size: str | int):
+def iterate_specs(tree: Any, specs: Iterable[BranchSpec], step_size: str | int) -> Any:
     """Iterate a tree's branches named in ``specs`` in blocks of ``step_size``."""
     return tree.iterate([s.name for s in specs], step_size=step_size, library="ak")
+
+
+def output_compression(name: str | None, level: int | None, f: Any = None) -> Any:
+    """The output's uproot compression: the open input file ``f``'s own algorithm (at
+    least at its usual level) unless ``name`` (one of `COMPRESSIONS`) is given; ZLIB
+    without either."""
+    import uproot
+
+    classes = {"zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4, "zstd": uproot.ZSTD}
+    if name is None:
+        own = file_compression(f) if f is not None else None
+        if own is None:
+            return uproot.ZLIB(_AT_LEAST["ZLIB"]) if level is None else uproot.ZLIB(level)
+        if level is None:  # the input's algorithm, at least at its usual level
+            level = max(int(own.level), _AT_LEAST.get(type(own).__name__, 0))
+        return type(own)(level)
+    if name not in classes:
+        raise ValueError(f"compression {name!r} not in {COMPRESSIONS}")
+    return classes[name](5 if level is None else level)
+
+
+def other_objects(
+    f: Any, main_tree: str, reserved: Iterable[str] = ()
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Names of the objects of ``f`` besides ``main_tree`` that can be copied, and those
+    that cannot (name, class and why). Raises `InputFileError` when ``f`` already holds
+    one of the ``reserved`` names (what compress adds)."""
+    reserved = set(reserved)
+    copied: list[str] = []
+    skipped: list[dict[str, str]] = []
+    for name, cls in tree_keys(f):
+        if name == main_tree:
+            continue
+        if name in reserved:
+            raise InputFileError(f"{f.file_path}: already holds {name!r} (a compressed file?)")
+        if cls == "TTree":
+            try:
+                branch_specs(f[name])
+                copied.append(name)
+            except Unwritable as err:
+                skipped.append({"name": name, "class": cls, "reason": str(err)})
+        elif cls in COPYABLE_CLASSES:
+            copied.append(name)
+        else:
+            skipped.append({"name": name, "class": cls, "reason": "uproot cannot write it"})
+    return copied, skipped
+
+
+def copy_others(fin: Any, fout: Any, names: Sequence[str]) -> None:
+    """Copy the trees and objects ``names`` (from `other_objects`) of ``fin`` to ``fout``."""
+    for name, cls in tree_keys(fin):
+        if name not in names:
+            continue
+        if cls == "TTree":
+            t = fin[name]
+            specs = branch_specs(t)
+            wt = create_tree(fout, name, specs, t.title, 2)
+            for arrays in iterate_specs(t, specs, "100 MB"):
+                fill(fout, wt, specs, {s.name: arrays[s.name] for s in specs})
+            finish_tree(fout, wt)
+        else:
+            copy_object(fin, fout, name, cls)
