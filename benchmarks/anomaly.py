@@ -3,9 +3,10 @@
 Usage::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/anomaly.py \
-        --samples /work/samples-anomaly --generate \
+        --samples samples/anomaly --generate \
         --model default --out benchmarks/results/anomaly_default.json \
         --figures benchmarks/results/anomaly_default
+    python benchmarks/anomaly.py --tables-from benchmarks/results/anomaly_default.json
 
 Samples (generated with ``hepae generate`` when missing and ``--generate`` is given; seeds
 different from any training sample): background ``qcd`` (pT-hat > 50 GeV), background
@@ -28,10 +29,7 @@ report`` draws them.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import torch
+import provenance
 import uproot
 from scipy.stats import spearmanr
 
@@ -68,15 +66,6 @@ def sample_specs(args: argparse.Namespace) -> dict[str, list[tuple[str, int, int
 MIN_BACKGROUND = 10  # background events that must pass a working point to measure it
 PAIRS = (("qcd", "zprime"), ("qcd", "ttbar"), ("qcd_hard", "zprime"))
 PT_WINDOWS = ((400.0, 700.0), (700.0, 1000.0), (1000.0, 1400.0))
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def generate_missing(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -262,7 +251,7 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samples", default="/work/samples-anomaly", help="sample folder")
+    p.add_argument("--samples", default="samples/anomaly", help="sample folder")
     p.add_argument("--generate", action="store_true", help="generate missing samples")
     p.add_argument("--qcd-events", type=int, default=5000, help="QCD events per file")
     p.add_argument("--qcd-files", type=int, default=2, help="QCD files (seeds 9101 + 4 i)")
@@ -275,9 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="benchmarks/results/anomaly.json")
     p.add_argument("--figures", default=None, help="folder for the figures (first model)")
+    p.add_argument(
+        "--tables-from", default=None, metavar="JSON", help="only print the tables of a result"
+    )
     args = p.parse_args(argv)
+    if args.tables_from:
+        print_table(json.loads(Path(args.tables_from).read_text()))
+        return 0
     t0 = time.time()
-    load0 = os.getloadavg()
+    begin = provenance.start()
     paths = generate_missing(args)
     models = []
     for item in args.model or ["default"]:
@@ -299,17 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     if args.figures:
         result["figures"] = figures(paths, models[0][1], Path(args.figures))
-    result["provenance"] = {
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "loadavg_start": [round(v, 2) for v in load0],
-        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-        "wall_seconds": round(time.time() - t0, 1),
-    }
+    result["provenance"] = provenance.provenance(begin)
+    result["provenance"]["wall_seconds"] = round(time.time() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")

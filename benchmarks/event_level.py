@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -53,25 +52,16 @@ import numpy as np
 import provenance
 import torch
 import uproot
-from scipy.stats import rankdata
+from common import branch_bytes, named
 
 from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress
 from hepae_coffea.model.export import load_model
+from hepae_coffea.processing.anomaly import roc_from_scores
 from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
 JET_BRANCHES = tuple(f"Jet_{v}" for v in VARS)
 CODECS = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
-
-
-def _named(items: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = Path(item).stem, item
-        out.append((name, path))
-    return out
 
 
 def _codec(spec: str) -> tuple[str, int]:
@@ -112,12 +102,6 @@ def pad(x: np.ndarray, counts: np.ndarray, slot: np.ndarray, j: int):
 # sizes
 
 
-def branch_bytes(path: str) -> dict[str, int]:
-    with uproot.open(path) as f:
-        t = f["Events"]
-        return {b.name: int(b.compressed_bytes) for b in t.itervalues(recursive=True)}
-
-
 def embedded_bytes(path: str) -> int:
     """On-disk bytes of the model and info objects that ``compress`` embeds."""
     with uproot.open(path) as f:
@@ -153,13 +137,6 @@ def jet_part(sizes: dict[str, int], kind: str) -> int:
 
 # --------------------------------------------------------------------------------------
 # scores and AUC
-
-
-def auc(sig: np.ndarray, bkg: np.ndarray) -> float:
-    """Exact ROC AUC (probability that a signal score exceeds a background one, ties 1/2)."""
-    r = rankdata(np.concatenate([sig, bkg]))
-    ns, nb = len(sig), len(bkg)
-    return float((r[:ns].sum() - ns * (ns + 1) / 2) / (ns * nb))
 
 
 def event_reduce(per_jet: np.ndarray, counts: np.ndarray, how: str) -> np.ndarray:
@@ -247,17 +224,17 @@ def main(argv: list[str] | None = None) -> int:
         print(tables(json.loads(Path(args.tables_from).read_text())))
         return 0
     torch.set_num_threads(args.threads)
-    samples = _named(args.sample or ["qcd=samples/qcd_test.root", "ttbar=samples/ttbar_test.root"])
-    signals = _named(args.signal or ["zprime=samples/zprime_test.root"])
+    samples = named(args.sample or ["qcd=samples/qcd_test.root", "ttbar=samples/ttbar_test.root"])
+    signals = named(args.signal or ["zprime=samples/zprime_test.root"])
     codecs = [_codec(c) for c in (args.compression or ["zstd:5", "lzma:9"])]
-    (jet_name, jet_path) = _named([args.jet_model])[0]
-    event_paths = _named(args.event_model)
+    (jet_name, jet_path) = named([args.jet_model])[0]
+    event_paths = named(args.event_model)
     if not event_paths:
         p.error("give at least one --event-model name=path")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    load0 = os.getloadavg()
+    begin = provenance.start()
 
     jet_models = {jet_name: load_model(jet_path, VARS)}
     event_models = {n: load_model(pth, VARS) for n, pth in event_paths}
@@ -413,25 +390,14 @@ def main(argv: list[str] | None = None) -> int:
                     "signal": sname,
                     "background": bkg_name,
                     "score": key,
-                    "auc": auc(s[np.isfinite(s)], b[np.isfinite(b)]),
+                    "auc": roc_from_scores(b[np.isfinite(b)], s[np.isfinite(s)]).auc,
                     "signal_events": int(np.isfinite(s).sum()),
                     "background_events": int(np.isfinite(b).sum()),
                 }
             )
 
-    result["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "uproot": uproot.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_start": [round(v, 2) for v in load0],
-        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-        "wall_seconds": round(time.time() - t_start, 1),
-    }
-    result["provenance"] = provenance.provenance(
-        {"loadavg_start": result["machine"]["loadavg_start"]}
-    )
+    result["provenance"] = provenance.provenance(begin)
+    result["provenance"]["wall_seconds"] = round(time.time() - t_start, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
