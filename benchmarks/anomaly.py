@@ -199,6 +199,11 @@ def figures(paths: dict[str, list[Path]], model_path: Path, out_dir: Path) -> li
     return [str(p) for p in made]
 
 
+def _median(value: float | None, digits: int) -> str:
+    """A median for the tables; ``-`` where the cut kept no event."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def print_table(result: dict) -> None:
     eps = [f"eps_S@{e:g}" for e in DEFAULT_EPS_B]
     for model, pairs in result["models"].items():
@@ -233,15 +238,16 @@ def print_table(result: dict) -> None:
         for bkg, sc in pairs["sculpting"].items():
             for key in ("score_max",):
                 s = sc[key]
+                pt, mass = s["leading_jet_pt"], s["leading_jet_mass"]
                 print(
                     f"  sculpting {bkg} by {key}: Spearman(score, leading pT) = "
                     f"{s['spearman_leading_pt']:.2f}; median leading pT "
-                    f"{s['leading_jet_pt']['median_inclusive']:.0f} GeV inclusive, "
-                    f"{s['leading_jet_pt']['0.1']['median_after']:.0f} (10% kept), "
-                    f"{s['leading_jet_pt']['0.01']['median_after']:.0f} (1% kept); median "
-                    f"leading mass {s['leading_jet_mass']['median_inclusive']:.1f} -> "
-                    f"{s['leading_jet_mass']['0.1']['median_after']:.1f} -> "
-                    f"{s['leading_jet_mass']['0.01']['median_after']:.1f} GeV"
+                    f"{_median(pt['median_inclusive'], 0)} GeV inclusive, "
+                    f"{_median(pt['0.1']['median_after'], 0)} (10% kept), "
+                    f"{_median(pt['0.01']['median_after'], 0)} (1% kept); median "
+                    f"leading mass {_median(mass['median_inclusive'], 1)} -> "
+                    f"{_median(mass['0.1']['median_after'], 1)} -> "
+                    f"{_median(mass['0.01']['median_after'], 1)} GeV"
                 )
     print(
         "(n/m: fewer than 10 background events pass; in brackets eps_S of the cut that keeps "
