@@ -712,7 +712,15 @@ def main() -> None:
         src = os.path.join(tmp, "jets_only.root")
         write_file(src, counts, m_raw().encode(x), "lzma", args.block)
         out = os.path.join(tmp, "hepae.root")
-        hepae_compress(src, out, aes["default"].path, compression="lzma", level=9, overwrite=True)
+        hepae_compress(
+            src,
+            out,
+            aes["default"].path,
+            compression="lzma",
+            level=9,
+            overwrite=True,
+            allow_larger=True,  # the size is what is measured
+        )
         mine = os.path.join(tmp, "mine.root")
         write_file(mine, counts, m_ae(aes["default"], None).encode(x), "lzma", args.block)
         with uproot.open(out) as f:
