@@ -58,7 +58,7 @@ import awkward as ak
 import numpy as np
 import provenance
 import uproot
-from common import sci
+from common import named, sci
 from provenance import best_cpu_time
 
 from hepae_coffea.codecs import circular_error, get_codec, parse_precision
@@ -922,8 +922,7 @@ def main(argv: list[str] | None = None) -> None:
     refs = {json.dumps(m.params["model"], sort_keys=True) for m in methods if "model" in m.params}
     result["skipped_samples"] = {}
     tmp = tempfile.mkdtemp(prefix="codec_race_")
-    for spec in args.sample:
-        sname, path = spec.split("=", 1)
+    for sname, path in named(args.sample):
         try:
             counts, cols = read_sample(path)
         except KeyError as err:  # e.g. a NanoAOD file without Jet_width in the 13-variable race

@@ -46,7 +46,7 @@ import numpy as np
 import provenance
 import torch
 import uproot
-from common import branch_bytes, sci
+from common import branch_bytes, named, sci
 
 from hepae_coffea.compress.files import compress as hepae_compress
 from hepae_coffea.compress.files import truncate_mantissa
@@ -576,9 +576,9 @@ def main() -> None:
         ap.error("give at least one --sample name=path (or --tables-from a result)")
     torch.set_num_threads(1)
     begin = provenance.start()
-    samples = dict(s.split("=", 1) for s in args.sample)
-    signals = dict(s.split("=", 1) for s in args.signal)
-    models = dict(m.split("=", 1) for m in args.model) or {"default": str(default_model_path())}
+    samples = dict(named(args.sample))
+    signals = dict(named(args.signal))
+    models = dict(named(args.model)) or {"default": str(default_model_path())}
     aes = {k: AE(k, p) for k, p in models.items()}
     if "default" not in aes:
         aes["default"] = AE("default", str(default_model_path()))

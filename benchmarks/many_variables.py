@@ -41,7 +41,7 @@ import numpy as np
 import provenance
 import torch
 import uproot
-from common import sci
+from common import named, sci
 
 from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress, truncate_mantissa
 from hepae_coffea.generate.pythia import BRANCHES
@@ -759,7 +759,7 @@ def main() -> None:
     else:
         if not args.model:
             ap.error("give at least one --model name=path")
-        args.model = [m.split("=", 1) for m in args.model]
+        args.model = named(args.model)
         begin = provenance.start()
         res = run(args)
         res["provenance"] = provenance.provenance(begin)
