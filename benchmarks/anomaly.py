@@ -41,7 +41,8 @@ import provenance
 import uproot
 from scipy.stats import spearmanr
 
-from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.model.handle import ModelHandle, open_model
 from hepae_coffea.processing.anomaly import (
     DEFAULT_EPS_B,
     efficiency_at,
@@ -103,7 +104,7 @@ def read_events(paths: list[Path], variables: list[str]) -> tuple[np.ndarray, np
 
 
 def event_table(
-    path: list[Path], model, kin: tuple[np.ndarray, np.ndarray]
+    path: list[Path], model: ModelHandle, kin: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Per event (with jets): the model's scores and the baselines."""
     x, counts = read_events(path, list(model.variables))
@@ -112,7 +113,7 @@ def event_table(
         raise SystemExit(f"{path}: jet counts differ between the model's and pt/mass branches")
     if not np.isfinite(x).all():
         raise SystemExit(f"{path}: non-finite jet values")
-    _, _, score = run_model(model, x)
+    _, _, score = run_model(model.module(), x)
     out = {f"score_{k}": v for k, v in event_scores(score.astype(np.float64), counts).items()}
     out.update(event_baselines(pt_mass[:, 0], pt_mass[:, 1], counts))
     return out
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     kin = {name: read_events(path, ["pt", "mass"]) for name, path in paths.items()}
     result: dict = {"samples": {k: [str(p) for p in v] for k, v in paths.items()}, "models": {}}
     for name, path in models:
-        model = load_model(path)
+        model = open_model(path)
         ev = {k: event_table(paths[k], model, kin[k]) for k in paths}
         pairs = {f"{b}_vs_{s}": compare(ev[b], ev[s]) for b, s in PAIRS}
         result["models"][name] = {

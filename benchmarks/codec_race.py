@@ -374,21 +374,16 @@ class AE:
 
         import torch
 
-        from hepae_coffea.model.export import default_model_path, load_model
+        from hepae_coffea.model.handle import open_model
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.path = str(path or default_model_path())
-        self.loaded = load_model(self.path, variables=list(VARS))
-        self.module = self.loaded.module
-        self.model_b64 = base64.b64encode(Path(self.path).read_bytes())
-        import hashlib
-
-        self.ref = {
-            "path": self.path,
-            "sha256": self.loaded.sha256,
-            "file_sha256": hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
-        }
+        handle = open_model(path)  # None: the shipped model
+        handle.check_variables(list(VARS))
+        self.path = str(handle.path)
+        self.module = handle.module()
+        self.model_b64 = base64.b64encode(handle.data)
+        self.ref = {"path": self.path, "sha256": handle.sha256, "file_sha256": handle.sha256}
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():

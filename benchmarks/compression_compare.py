@@ -50,7 +50,8 @@ from common import branch_bytes, named, sci
 
 from hepae_coffea.compress.files import compress as hepae_compress
 from hepae_coffea.compress.files import truncate_mantissa
-from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.model.handle import open_model
 from hepae_coffea.processing.anomaly import roc_from_scores
 from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
@@ -222,10 +223,10 @@ def m_direct(steps: np.ndarray, tag: str) -> Method:
 class AE:
     def __init__(self, name: str, path: str):
         self.name, self.path = name, path
-        self.loaded = load_model(path)
-        self.module = self.loaded.module
-        self.k = int(self.loaded.latent_dim)
-        self.meta = self.loaded.metadata
+        handle = open_model(path)
+        self.module = handle.module()
+        self.k = handle.latent_dim
+        self.meta = handle.metadata
         warm = torch.from_numpy(np.array([[50.0, 0.1, 0.2, 8.0]] * 256, np.float32))
         with torch.inference_mode():
             for _ in range(3):  # TorchScript optimises on the first calls

@@ -55,13 +55,20 @@ import uproot
 from common import branch_bytes, named
 
 from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress
-from hepae_coffea.model.export import load_model
+from hepae_coffea.model.handle import ModelHandle, open_model
 from hepae_coffea.processing.anomaly import roc_from_scores
 from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
 JET_BRANCHES = tuple(f"Jet_{v}" for v in VARS)
 CODECS = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
+
+
+def open_checked(path: str) -> ModelHandle:
+    """The model file at ``path``, checked to take (pt, eta, phi, mass) in this order."""
+    handle = open_model(path)
+    handle.check_variables(VARS)
+    return handle
 
 
 def _codec(spec: str) -> tuple[str, int]:
@@ -151,7 +158,7 @@ def scores(sample: dict, jet_models: dict, event_models: dict) -> dict[str, np.n
     out: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         for name, lm in jet_models.items():
-            s = lm.module.score(torch.from_numpy(x)).numpy().astype(np.float64)
+            s = lm.module().score(torch.from_numpy(x)).numpy().astype(np.float64)
             for how in ("max", "mean"):
                 out[f"jet:{name}:{how}:all"] = event_reduce(s, counts, how)
             for em in event_models.values():
@@ -165,8 +172,8 @@ def scores(sample: dict, jet_models: dict, event_models: dict) -> dict[str, np.n
             j = int(em.metadata["event_jets"])
             xe, mask = pad(x, counts, slot, j)
             tx, tm = torch.from_numpy(xe), torch.from_numpy(mask.astype(np.float32))
-            ev = em.module.score(tx, tm).numpy().astype(np.float64)
-            js = em.module.jet_scores(tx, tm).numpy().astype(np.float64)
+            ev = em.module().score(tx, tm).numpy().astype(np.float64)
+            js = em.module().jet_scores(tx, tm).numpy().astype(np.float64)
             js = np.where(mask, js, -np.inf).max(axis=1)
             empty = counts == 0
             ev[empty] = np.nan
@@ -236,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     begin = provenance.start()
 
-    jet_models = {jet_name: load_model(jet_path, VARS)}
-    event_models = {n: load_model(pth, VARS) for n, pth in event_paths}
+    jet_models = {jet_name: open_checked(jet_path)}
+    event_models = {n: open_checked(pth) for n, pth in event_paths}
     for n, em in event_models.items():
         if em.metadata.get("level") != "event":
             p.error(f"{n}: not an event-level model")

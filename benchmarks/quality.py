@@ -217,12 +217,13 @@ def model_cost(
     ratio of two best-of figures.
     """
     from hepae_coffea.io.jets import read_jets
-    from hepae_coffea.model.export import load_model
+    from hepae_coffea.model.handle import open_model
     from hepae_coffea.processing.evaluate import run_model
 
-    loaded = {name: load_model(m) for name, m in models.items()}
+    loaded = {name: open_model(m).module() for name, m in models.items()}
+    variables = open_model(next(iter(models.values()))).variables
     names = list(loaded)
-    x = read_jets(path, loaded[names[0]].variables).values
+    x = read_jets(path, variables).values
     best = dict.fromkeys(loaded, 0.0)
     ratios: list[float] = []
     for _ in range(repeats):
