@@ -3,9 +3,10 @@
 Usage::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/anomaly.py \
-        --samples /work/samples-anomaly --generate \
+        --samples samples/anomaly --generate \
         --model default --out benchmarks/results/anomaly_default.json \
         --figures benchmarks/results/anomaly_default
+    python benchmarks/anomaly.py --tables-from benchmarks/results/anomaly_default.json
 
 Samples (generated with ``hepae generate`` when missing and ``--generate`` is given; seeds
 different from any training sample): background ``qcd`` (pT-hat > 50 GeV), background
@@ -28,10 +29,7 @@ report`` draws them.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,11 +37,12 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import torch
+import provenance
 import uproot
 from scipy.stats import spearmanr
 
-from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.model.handle import ModelHandle, open_model
 from hepae_coffea.processing.anomaly import (
     DEFAULT_EPS_B,
     efficiency_at,
@@ -68,15 +67,6 @@ def sample_specs(args: argparse.Namespace) -> dict[str, list[tuple[str, int, int
 MIN_BACKGROUND = 10  # background events that must pass a working point to measure it
 PAIRS = (("qcd", "zprime"), ("qcd", "ttbar"), ("qcd_hard", "zprime"))
 PT_WINDOWS = ((400.0, 700.0), (700.0, 1000.0), (1000.0, 1400.0))
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def generate_missing(args: argparse.Namespace) -> dict[str, list[Path]]:
@@ -114,7 +104,7 @@ def read_events(paths: list[Path], variables: list[str]) -> tuple[np.ndarray, np
 
 
 def event_table(
-    path: list[Path], model, kin: tuple[np.ndarray, np.ndarray]
+    path: list[Path], model: ModelHandle, kin: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Per event (with jets): the model's scores and the baselines."""
     x, counts = read_events(path, list(model.variables))
@@ -123,7 +113,7 @@ def event_table(
         raise SystemExit(f"{path}: jet counts differ between the model's and pt/mass branches")
     if not np.isfinite(x).all():
         raise SystemExit(f"{path}: non-finite jet values")
-    _, _, score = run_model(model, x)
+    _, _, score = run_model(model.module(), x)
     out = {f"score_{k}": v for k, v in event_scores(score.astype(np.float64), counts).items()}
     out.update(event_baselines(pt_mass[:, 0], pt_mass[:, 1], counts))
     return out
@@ -210,6 +200,11 @@ def figures(paths: dict[str, list[Path]], model_path: Path, out_dir: Path) -> li
     return [str(p) for p in made]
 
 
+def _median(value: float | None, digits: int) -> str:
+    """A median for the tables; ``-`` where the cut kept no event."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def print_table(result: dict) -> None:
     eps = [f"eps_S@{e:g}" for e in DEFAULT_EPS_B]
     for model, pairs in result["models"].items():
@@ -244,15 +239,16 @@ def print_table(result: dict) -> None:
         for bkg, sc in pairs["sculpting"].items():
             for key in ("score_max",):
                 s = sc[key]
+                pt, mass = s["leading_jet_pt"], s["leading_jet_mass"]
                 print(
                     f"  sculpting {bkg} by {key}: Spearman(score, leading pT) = "
                     f"{s['spearman_leading_pt']:.2f}; median leading pT "
-                    f"{s['leading_jet_pt']['median_inclusive']:.0f} GeV inclusive, "
-                    f"{s['leading_jet_pt']['0.1']['median_after']:.0f} (10% kept), "
-                    f"{s['leading_jet_pt']['0.01']['median_after']:.0f} (1% kept); median "
-                    f"leading mass {s['leading_jet_mass']['median_inclusive']:.1f} -> "
-                    f"{s['leading_jet_mass']['0.1']['median_after']:.1f} -> "
-                    f"{s['leading_jet_mass']['0.01']['median_after']:.1f} GeV"
+                    f"{_median(pt['median_inclusive'], 0)} GeV inclusive, "
+                    f"{_median(pt['0.1']['median_after'], 0)} (10% kept), "
+                    f"{_median(pt['0.01']['median_after'], 0)} (1% kept); median "
+                    f"leading mass {_median(mass['median_inclusive'], 1)} -> "
+                    f"{_median(mass['0.1']['median_after'], 1)} -> "
+                    f"{_median(mass['0.01']['median_after'], 1)} GeV"
                 )
     print(
         "(n/m: fewer than 10 background events pass; in brackets eps_S of the cut that keeps "
@@ -262,7 +258,7 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samples", default="/work/samples-anomaly", help="sample folder")
+    p.add_argument("--samples", default="samples/anomaly", help="sample folder")
     p.add_argument("--generate", action="store_true", help="generate missing samples")
     p.add_argument("--qcd-events", type=int, default=5000, help="QCD events per file")
     p.add_argument("--qcd-files", type=int, default=2, help="QCD files (seeds 9101 + 4 i)")
@@ -275,9 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default="benchmarks/results/anomaly.json")
     p.add_argument("--figures", default=None, help="folder for the figures (first model)")
+    p.add_argument(
+        "--tables-from", default=None, metavar="JSON", help="only print the tables of a result"
+    )
     args = p.parse_args(argv)
+    if args.tables_from:
+        print_table(json.loads(Path(args.tables_from).read_text()))
+        return 0
     t0 = time.time()
-    load0 = os.getloadavg()
+    begin = provenance.start()
     paths = generate_missing(args)
     models = []
     for item in args.model or ["default"]:
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     kin = {name: read_events(path, ["pt", "mass"]) for name, path in paths.items()}
     result: dict = {"samples": {k: [str(p) for p in v] for k, v in paths.items()}, "models": {}}
     for name, path in models:
-        model = load_model(path)
+        model = open_model(path)
         ev = {k: event_table(paths[k], model, kin[k]) for k in paths}
         pairs = {f"{b}_vs_{s}": compare(ev[b], ev[s]) for b, s in PAIRS}
         result["models"][name] = {
@@ -299,17 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     if args.figures:
         result["figures"] = figures(paths, models[0][1], Path(args.figures))
-    result["provenance"] = {
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "loadavg_start": [round(v, 2) for v in load0],
-        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-        "wall_seconds": round(time.time() - t0, 1),
-    }
+    result["provenance"] = provenance.provenance(begin)
+    result["provenance"]["wall_seconds"] = round(time.time() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")

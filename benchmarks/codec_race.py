@@ -45,12 +45,9 @@ ROOT setting.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -59,7 +56,9 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import provenance
 import uproot
+from common import named, sci
 from provenance import best_cpu_time
 
 from hepae_coffea.codecs import circular_error, get_codec, parse_precision
@@ -375,21 +374,16 @@ class AE:
 
         import torch
 
-        from hepae_coffea.model.export import default_model_path, load_model
+        from hepae_coffea.model.handle import open_model
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.path = str(path or default_model_path())
-        self.loaded = load_model(self.path, variables=list(VARS))
-        self.module = self.loaded.module
-        self.model_b64 = base64.b64encode(Path(self.path).read_bytes())
-        import hashlib
-
-        self.ref = {
-            "path": self.path,
-            "sha256": self.loaded.sha256,
-            "file_sha256": hashlib.sha256(Path(self.path).read_bytes()).hexdigest(),
-        }
+        handle = open_model(path)  # None: the shipped model
+        handle.check_variables(list(VARS))
+        self.path = str(handle.path)
+        self.module = handle.module()
+        self.model_b64 = base64.b64encode(handle.data)
+        self.ref = {"path": self.path, "sha256": handle.sha256, "file_sha256": handle.sha256}
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
@@ -628,39 +622,6 @@ def read_sample(path: str) -> tuple[np.ndarray, dict]:
     return counts, cols
 
 
-def provenance() -> dict:
-    def git(*a):
-        try:
-            return subprocess.run(
-                ["git", *a], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        # uncommitted changes to tracked files other than the race's own outputs
-        "dirty": bool(
-            git(
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                ".",
-                ":(exclude)benchmarks/results",
-                ":(exclude)benchmarks/*.png",
-            )
-        ),
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": platform.node(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "uproot": uproot.__version__,
-    }
-
-
 RD_BITS = (5, 7, 10, 12, 15)  # uniform-bit specs for the rate-distortion curves
 
 
@@ -703,10 +664,6 @@ def methods_for(model: EntropyModel, args) -> list[Method]:
 def _gmean(d: dict, key: str) -> float:
     vals = [max(d[v][key], 1e-12) for v in VARS if v not in INT_VARS]
     return float(np.exp(np.mean(np.log(vals))))
-
-
-def _e(x: float) -> str:
-    return "0" if x == 0 else f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def bound_met(row: dict) -> bool | None:
@@ -821,7 +778,7 @@ def table(result: dict) -> str:
         e = r["errors"]
         out.append(
             f"| {r['method']} | "
-            + " | ".join(f"{_e(e[v]['max'])} / {_e(e[v]['sigma68'])}" for v in VARS)
+            + " | ".join(f"{sci(e[v]['max'])} / {sci(e[v]['sigma68'])}" for v in VARS)
             + " |"
         )
     out.append("")
@@ -934,7 +891,8 @@ def main(argv: list[str] | None = None) -> None:
             VARS = VARS13
         write_summaries(saved, args)
         return
-    result: dict = {"provenance": provenance(), "config": vars(args), "rows": [], "samples": {}}
+    begin = provenance.start()
+    result: dict = {"provenance": {}, "config": vars(args), "rows": [], "samples": {}}
     t0 = time.perf_counter()
     tc, tcols = [], {v: [] for v in KINEMATICS}
     for path in args.train:
@@ -957,12 +915,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"entropy model: {result['entropy_model']}", flush=True)
     methods = methods_for(model, args)
     refs = {json.dumps(m.params["model"], sort_keys=True) for m in methods if "model" in m.params}
-    if refs:
-        result["provenance"]["ae_model"] = [json.loads(r) for r in sorted(refs)]
     result["skipped_samples"] = {}
     tmp = tempfile.mkdtemp(prefix="codec_race_")
-    for spec in args.sample:
-        sname, path = spec.split("=", 1)
+    for sname, path in named(args.sample):
         try:
             counts, cols = read_sample(path)
         except KeyError as err:  # e.g. a NanoAOD file without Jet_width in the 13-variable race
@@ -988,8 +943,10 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     os.rmdir(tmp)
-    result["provenance"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["provenance"] = provenance.provenance(begin)
     result["provenance"]["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if refs:
+        result["provenance"]["ae_model"] = [json.loads(r) for r in sorted(refs)]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     write_summaries(result, args)
@@ -1001,7 +958,7 @@ def write_summaries(result: dict, args) -> None:
     if args.figure:
         first = next(iter(result["samples"]))
         figure(result, first, args.figure)
-    print("wrote", args.out, args.table, args.figure)
+    print("wrote", *(f for f in (args.table, args.figure) if f))
 
 
 if __name__ == "__main__":

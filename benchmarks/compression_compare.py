@@ -6,9 +6,10 @@ Usage::
         --sample qcd=samples/qcd_test_big.root --sample ttbar=samples/ttbar_big.root \
         --signal zprime=samples/zprime_test.root \
         --model default=hepae_coffea/data/default_model.pt \
-        --model k2=build/compression_models/k2.pt --model k4=build/compression_models/k4.pt \
-        --model k3_l256=build/compression_models/k3_l256.pt \
-        --out benchmarks/results/compression.json --figure benchmarks/rate_distortion.png
+        --out benchmarks/results/compression.json --figure build/rate_distortion.png \
+        --tables benchmarks/results/compression_tables.md
+    python benchmarks/compression_compare.py --tables-from benchmarks/results/compression.json \
+        --tables build/compression_tables.md --figure build/rate_distortion.png
 
 For every method and sample the jets' (pt, eta, phi, mass) are encoded, written to a ROOT
 file holding only the jet kinematics (tree ``Events``: ``nJet`` plus the method's jagged
@@ -16,7 +17,7 @@ file holding only the jet kinematics (tree ``Events``: ``nJet`` plus the method'
 blocks of ``--block`` events) once with LZMA(9) and once with ZSTD(5), read back and
 decoded. Bytes per jet = (file size - size of the same file with an empty tree) / jets.
 Autoencoder latents are written here with the same layout ``hepae compress`` uses
-(``Jet_z0..``, float32) but without the ~70 KB model string ``hepae compress`` embeds; that
+(``Jet_z0..``, float32) but without the model string ``hepae compress`` embeds; that
 fixed per-file overhead is measured separately once (``hepae_compress_check``).
 
 CPU costs are ``time.process_time()`` (all threads, torch limited to 1 thread), best of
@@ -45,10 +46,13 @@ import numpy as np
 import provenance
 import torch
 import uproot
+from common import branch_bytes, named, sci
 
 from hepae_coffea.compress.files import compress as hepae_compress
 from hepae_coffea.compress.files import truncate_mantissa
-from hepae_coffea.model.export import default_model_path, load_model
+from hepae_coffea.model.export import default_model_path
+from hepae_coffea.model.handle import open_model
+from hepae_coffea.processing.anomaly import roc_from_scores
 from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
@@ -219,10 +223,10 @@ def m_direct(steps: np.ndarray, tag: str) -> Method:
 class AE:
     def __init__(self, name: str, path: str):
         self.name, self.path = name, path
-        self.loaded = load_model(path)
-        self.module = self.loaded.module
-        self.k = int(self.loaded.latent_dim)
-        self.meta = self.loaded.metadata
+        handle = open_model(path)
+        self.module = handle.module()
+        self.k = handle.latent_dim
+        self.meta = handle.metadata
         warm = torch.from_numpy(np.array([[50.0, 0.1, 0.2, 8.0]] * 256, np.float32))
         with torch.inference_mode():
             for _ in range(3):  # TorchScript optimises on the first calls
@@ -368,14 +372,6 @@ def read_file(path: str, payload_like: dict) -> tuple[dict, float]:
     return out, time.process_time() - t0
 
 
-def branch_bytes(path: str) -> dict[str, int]:
-    with uproot.open(path) as f:
-        out = {b.name: int(b.compressed_bytes) for b in f["Events"].branches}
-        if "Blobs" in f:
-            out.update({"blob:" + b.name: int(b.compressed_bytes) for b in f["Blobs"].branches})
-    return out
-
-
 def _same_payload(a: dict, b: dict) -> bool:
     for k, v in a["jet"].items():
         if not np.array_equal(
@@ -419,6 +415,7 @@ def run_method(meth: Method, sample: str, counts, x, tmp: str, block: int, repea
         if not _same_payload(payload, back):
             raise RuntimeError(f"{meth.name}: payload read back from {comp} file differs")
         bb = branch_bytes(p_full)
+        bb.update({"blob:" + k: v for k, v in branch_bytes(p_full, "Blobs").items()})
         row[f"bytes_per_jet_{comp}"] = (size - base) / n
         row[f"basket_bytes_per_jet_{comp}"] = sum(bb.values()) / n
         row[f"branch_bytes_{comp}"] = bb
@@ -448,17 +445,6 @@ def run_method(meth: Method, sample: str, counts, x, tmp: str, block: int, repea
 # --------------------------------------------------------------------------------------
 # anomaly separation
 # --------------------------------------------------------------------------------------
-def auc_exact(bkg: np.ndarray, sig: np.ndarray) -> float:
-    """P(score_sig > score_bkg) + 0.5 P(tie) (Mann-Whitney)."""
-    from scipy.stats import rankdata
-
-    allv = np.concatenate([bkg, sig])
-    r = rankdata(allv)
-    rs = r[len(bkg) :].sum()
-    ns, nb = len(sig), len(bkg)
-    return float((rs - ns * (ns + 1) / 2) / (ns * nb))
-
-
 def auc_hist(bkg: np.ndarray, sig: np.ndarray) -> float:
     """The same with the processor's score binning and plotting.roc_from_hists."""
     import hist
@@ -566,11 +552,11 @@ def figure(rows: list[dict], sample: str, path: str) -> None:
 # --------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sample", action="append", required=True, help="name=path (held-out)")
+    ap.add_argument("--sample", action="append", default=[], help="name=path (held-out)")
     ap.add_argument("--signal", action="append", default=[], help="name=path, AUC only")
     ap.add_argument("--model", action="append", default=[], help="name=path of an AE model")
     ap.add_argument("--out", default="benchmarks/results/compression.json")
-    ap.add_argument("--figure", default="benchmarks/rate_distortion.png")
+    ap.add_argument("--figure", default="build/rate_distortion.png")
     ap.add_argument("--block", type=int, default=10_000, help="events per extend (basket)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--max-events", type=int, default=0)
@@ -587,11 +573,13 @@ def main() -> None:
         if args.figure:
             figure(res["rows"], "qcd", args.figure)
         return
+    if not args.sample:
+        ap.error("give at least one --sample name=path (or --tables-from a result)")
     torch.set_num_threads(1)
     begin = provenance.start()
-    samples = dict(s.split("=", 1) for s in args.sample)
-    signals = dict(s.split("=", 1) for s in args.signal)
-    models = dict(m.split("=", 1) for m in args.model) or {"default": str(default_model_path())}
+    samples = dict(named(args.sample))
+    signals = dict(named(args.signal))
+    models = dict(named(args.model)) or {"default": str(default_model_path())}
     aes = {k: AE(k, p) for k, p in models.items()}
     if "default" not in aes:
         aes["default"] = AE("default", str(default_model_path()))
@@ -673,6 +661,12 @@ def main() -> None:
         for b in (7, 10):
             tr = next(r for r in rows_here if r["method"] == f"truncation {b} bits")
             steps = np.array([tr["residuals"][v]["sigma68"] / 0.3413 for v in VARS])
+            if not (steps > 0).all():
+                # the sample is already stored at this precision: truncation changed nothing
+                note = f"{sname}: truncation {b} bits leaves a variable unchanged; no step to match"
+                print(note, flush=True)
+                result["notes"].append(note)
+                continue
             extra = [m_direct(steps, f"sigma68 of trunc {b}")]
             extra += [
                 m_ae_residual(aes["default"], lb, steps, f"sigma68 of trunc {b}") for lb in (8, 12)
@@ -719,7 +713,15 @@ def main() -> None:
         src = os.path.join(tmp, "jets_only.root")
         write_file(src, counts, m_raw().encode(x), "lzma", args.block)
         out = os.path.join(tmp, "hepae.root")
-        hepae_compress(src, out, aes["default"].path, compression="lzma", level=9, overwrite=True)
+        hepae_compress(
+            src,
+            out,
+            aes["default"].path,
+            compression="lzma",
+            level=9,
+            overwrite=True,
+            allow_larger=True,  # the size is what is measured
+        )
         mine = os.path.join(tmp, "mine.root")
         write_file(mine, counts, m_ae(aes["default"], None).encode(x), "lzma", args.block)
         with uproot.open(out) as f:
@@ -775,8 +777,8 @@ def main() -> None:
                     "background": bkg_name,
                     "signal": sig,
                     "version": ver,
-                    "auc_jet": auc_exact(bj, sj),
-                    "auc_event_max": auc_exact(be, se),
+                    "auc_jet": roc_from_scores(bj, sj).auc,
+                    "auc_event_max": roc_from_scores(be, se).auc,
                     "auc_jet_hist": auc_hist(bj, sj),
                     "auc_event_max_hist": auc_hist(be, se),
                     "median_score_bkg": float(np.median(bj)),
@@ -798,14 +800,6 @@ def main() -> None:
     if args.tables:
         Path(args.tables).write_text(tables(result))
     print("wrote", args.out, args.figure, args.tables)
-
-
-def _e(v: float) -> str:
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    if v == 0:
-        return "0"
-    return f"{v:.1e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def tables(result: dict) -> str:
@@ -832,7 +826,7 @@ def tables(result: dict) -> str:
                 cells.append(
                     "–"
                     if r["family"] == "floor"
-                    else f"{_e(q['sigma68'])} / {_e(q['rms'])} / {_e(q['q99_abs'])}"
+                    else f"{sci(q['sigma68'])} / {sci(q['rms'])} / {sci(q['q99_abs'])}"
                 )
             out.append("| " + " | ".join(cells) + " |")
         out.append("")

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -53,10 +52,11 @@ import numpy as np
 import provenance
 import torch
 import uproot
-from scipy.stats import rankdata
+from common import branch_bytes, named
 
 from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress
-from hepae_coffea.model.export import load_model
+from hepae_coffea.model.handle import ModelHandle, open_model
+from hepae_coffea.processing.anomaly import roc_from_scores
 from hepae_coffea.processing.metrics import residual_summary, unphysical_mask
 
 VARS = ("pt", "eta", "phi", "mass")
@@ -64,14 +64,11 @@ JET_BRANCHES = tuple(f"Jet_{v}" for v in VARS)
 CODECS = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
 
 
-def _named(items: list[str]) -> list[tuple[str, str]]:
-    out = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = Path(item).stem, item
-        out.append((name, path))
-    return out
+def open_checked(path: str) -> ModelHandle:
+    """The model file at ``path``, checked to take (pt, eta, phi, mass) in this order."""
+    handle = open_model(path)
+    handle.check_variables(VARS)
+    return handle
 
 
 def _codec(spec: str) -> tuple[str, int]:
@@ -112,12 +109,6 @@ def pad(x: np.ndarray, counts: np.ndarray, slot: np.ndarray, j: int):
 # sizes
 
 
-def branch_bytes(path: str) -> dict[str, int]:
-    with uproot.open(path) as f:
-        t = f["Events"]
-        return {b.name: int(b.compressed_bytes) for b in t.itervalues(recursive=True)}
-
-
 def embedded_bytes(path: str) -> int:
     """On-disk bytes of the model and info objects that ``compress`` embeds."""
     with uproot.open(path) as f:
@@ -155,13 +146,6 @@ def jet_part(sizes: dict[str, int], kind: str) -> int:
 # scores and AUC
 
 
-def auc(sig: np.ndarray, bkg: np.ndarray) -> float:
-    """Exact ROC AUC (probability that a signal score exceeds a background one, ties 1/2)."""
-    r = rankdata(np.concatenate([sig, bkg]))
-    ns, nb = len(sig), len(bkg)
-    return float((r[:ns].sum() - ns * (ns + 1) / 2) / (ns * nb))
-
-
 def event_reduce(per_jet: np.ndarray, counts: np.ndarray, how: str) -> np.ndarray:
     a = ak.unflatten(per_jet, counts)
     out = ak.max(a, axis=1) if how == "max" else ak.mean(a, axis=1)
@@ -174,7 +158,7 @@ def scores(sample: dict, jet_models: dict, event_models: dict) -> dict[str, np.n
     out: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         for name, lm in jet_models.items():
-            s = lm.module.score(torch.from_numpy(x)).numpy().astype(np.float64)
+            s = lm.module().score(torch.from_numpy(x)).numpy().astype(np.float64)
             for how in ("max", "mean"):
                 out[f"jet:{name}:{how}:all"] = event_reduce(s, counts, how)
             for em in event_models.values():
@@ -188,8 +172,8 @@ def scores(sample: dict, jet_models: dict, event_models: dict) -> dict[str, np.n
             j = int(em.metadata["event_jets"])
             xe, mask = pad(x, counts, slot, j)
             tx, tm = torch.from_numpy(xe), torch.from_numpy(mask.astype(np.float32))
-            ev = em.module.score(tx, tm).numpy().astype(np.float64)
-            js = em.module.jet_scores(tx, tm).numpy().astype(np.float64)
+            ev = em.module().score(tx, tm).numpy().astype(np.float64)
+            js = em.module().jet_scores(tx, tm).numpy().astype(np.float64)
             js = np.where(mask, js, -np.inf).max(axis=1)
             empty = counts == 0
             ev[empty] = np.nan
@@ -247,20 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         print(tables(json.loads(Path(args.tables_from).read_text())))
         return 0
     torch.set_num_threads(args.threads)
-    samples = _named(args.sample or ["qcd=samples/qcd_test.root", "ttbar=samples/ttbar_test.root"])
-    signals = _named(args.signal or ["zprime=samples/zprime_test.root"])
+    samples = named(args.sample or ["qcd=samples/qcd_test.root", "ttbar=samples/ttbar_test.root"])
+    signals = named(args.signal or ["zprime=samples/zprime_test.root"])
     codecs = [_codec(c) for c in (args.compression or ["zstd:5", "lzma:9"])]
-    (jet_name, jet_path) = _named([args.jet_model])[0]
-    event_paths = _named(args.event_model)
+    (jet_name, jet_path) = named([args.jet_model])[0]
+    event_paths = named(args.event_model)
     if not event_paths:
         p.error("give at least one --event-model name=path")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    load0 = os.getloadavg()
+    begin = provenance.start()
 
-    jet_models = {jet_name: load_model(jet_path, VARS)}
-    event_models = {n: load_model(pth, VARS) for n, pth in event_paths}
+    jet_models = {jet_name: open_checked(jet_path)}
+    event_models = {n: open_checked(pth) for n, pth in event_paths}
     for n, em in event_models.items():
         if em.metadata.get("level") != "event":
             p.error(f"{n}: not an event-level model")
@@ -337,7 +321,16 @@ def main(argv: list[str] | None = None) -> int:
             for mname, (kind, mpath, _) in models.items():
                 out = work / f"{sname}_{mname}_{codec}{level}.root"
                 t0 = time.perf_counter()
-                compress(spath, out, mpath, compression=codec, level=level, overwrite=True)
+                # the size is what is measured, larger than the input or not
+                compress(
+                    spath,
+                    out,
+                    mpath,
+                    compression=codec,
+                    level=level,
+                    overwrite=True,
+                    allow_larger=True,
+                )
                 secs = time.perf_counter() - t0
                 sizes = branch_bytes(str(out))
                 result["bytes"].append(
@@ -413,25 +406,14 @@ def main(argv: list[str] | None = None) -> int:
                     "signal": sname,
                     "background": bkg_name,
                     "score": key,
-                    "auc": auc(s[np.isfinite(s)], b[np.isfinite(b)]),
+                    "auc": roc_from_scores(b[np.isfinite(b)], s[np.isfinite(s)]).auc,
                     "signal_events": int(np.isfinite(s).sum()),
                     "background_events": int(np.isfinite(b).sum()),
                 }
             )
 
-    result["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "uproot": uproot.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_start": [round(v, 2) for v in load0],
-        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-        "wall_seconds": round(time.time() - t_start, 1),
-    }
-    result["provenance"] = provenance.provenance(
-        {"loadavg_start": result["machine"]["loadavg_start"]}
-    )
+    result["provenance"] = provenance.provenance(begin)
+    result["provenance"]["wall_seconds"] = round(time.time() - t_start, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -41,6 +41,7 @@ import numpy as np
 import provenance
 import torch
 import uproot
+from common import named, sci
 
 from hepae_coffea.compress.files import INFO_KEY, MODEL_KEY, compress, decompress, truncate_mantissa
 from hepae_coffea.generate.pythia import BRANCHES
@@ -357,6 +358,7 @@ def run(args) -> dict:
                     compression=comp_name,
                     level=level,
                     overwrite=True,
+                    allow_larger=True,  # the size is what is measured
                 )
                 row[comp_name] = file_sizes(p, n)
                 row[comp_name]["compress_seconds"] = round(time.perf_counter() - t0, 2)
@@ -408,14 +410,6 @@ def report(row: dict) -> None:
 # --------------------------------------------------------------------------------------
 # tables and figure
 # --------------------------------------------------------------------------------------
-def _e(v) -> str:
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    if v == 0:
-        return "0"
-    return f"{v:.1e}".replace("e-0", "e-").replace("e+0", "e+")
-
-
 def _unphys(j: dict) -> str:
     detail = ", ".join(
         f"{k} {v}" for k, v in j["unphysical_detail"].items() if isinstance(v, int) and v
@@ -481,7 +475,7 @@ def tables(res: dict) -> str:
         cells = []
         for r in f32:
             q = r["residuals"][v]
-            cells.append(f"{_e(q['mean'])} / {_e(q['rms'])} / **{_e(q['sigma68'])}**")
+            cells.append(f"{sci(q['mean'])} / {sci(q['rms'])} / **{sci(q['sigma68'])}**")
         out.append(f"| {v} | {f32[0]['residuals'][v]['kind']} | " + " | ".join(cells) + " |")
     ex = {v: f32[0]["residuals"][v]["excluded_orig_zero"] for v in RELATIVE}
     out.append(
@@ -508,7 +502,7 @@ def tables(res: dict) -> str:
         "< 0, ptD outside (0, 1], nConstituents < 1, nCharged < 0 or nCharged > "
         "nConstituents (the originals have "
         f"{res['original']['nCharged_gt_nConstituents']} such jets). Sum of the five energy "
-        f"fractions (original: mean {o['mean']:.7f}, max |sum - 1| {_e(o['max_abs_off'])}).\n"
+        f"fractions (original: mean {o['mean']:.7f}, max |sum - 1| {sci(o['max_abs_off'])}).\n"
     )
     out.append(
         "| model | unphysical (library) | unphysical (extended) | of which: fraction out of "
@@ -536,8 +530,8 @@ def tables(res: dict) -> str:
             f"| {r['model']} | {j['unphysical_library']} | {j['unphysical_extended']} | "
             f"{d['fraction_out_of_0_1']} / {d['nCharged_gt_nConstituents']} / {other} | "
             + ", ".join(f"{f} {c}" for f, c in d["fraction_above_1"].items() if c)
-            + f" ({_e(d['fraction_max_above_1'])}) | "
-            f"{fs['mean']:.4f} / {_e(fs['sigma68'])} / {fs['frac_off_gt_0.01']:.3f} / "
+            + f" ({sci(d['fraction_max_above_1'])}) | "
+            f"{fs['mean']:.4f} / {sci(fs['sigma68'])} / {fs['frac_off_gt_0.01']:.3f} / "
             f"{fs['frac_off_gt_0.05']:.3f} |"
         )
     oh_rows = [r for r in f32 if "outside_onehot_range" in r]
@@ -592,7 +586,7 @@ def tables(res: dict) -> str:
                 for c in ("lzma", "zstd")
             )
             + " | "
-            + " | ".join(_e(q[v]["sigma68"]) for v in CONTINUOUS)
+            + " | ".join(sci(q[v]["sigma68"]) for v in CONTINUOUS)
             + f" | {q['nConstituents']['exact']:.4f} | {q['nCharged']['exact']:.4f} | "
             f"{q['_jets']['fraction_sum']['frac_off_gt_0.01']:.3f} | {_unphys(q['_jets'])} |"
         )
@@ -765,7 +759,7 @@ def main() -> None:
     else:
         if not args.model:
             ap.error("give at least one --model name=path")
-        args.model = [m.split("=", 1) for m in args.model]
+        args.model = named(args.model)
         begin = provenance.start()
         res = run(args)
         res["provenance"] = provenance.provenance(begin)

@@ -1,8 +1,10 @@
 """Provenance recorded in every benchmark results file: commit, date, machine and load.
 
-Each script in ``benchmarks/`` stores ``provenance(start)`` under the key ``"provenance"``
-of the results file it writes, so every figure quoted in ``benchmarks/README.md`` can be
-traced to the code and machine state that produced it.
+Each script in ``benchmarks/`` calls :func:`start` when it begins and stores
+``provenance(begin)`` under the key ``"provenance"`` of the results file it writes, so every
+figure quoted in ``benchmarks/README.md`` can be traced to the code and machine state that
+produced it. The work tree counts as changed (``dirty``) only for tracked files outside the
+benchmarks' own outputs (``benchmarks/results``, ``benchmarks/*.png``).
 """
 
 from __future__ import annotations
@@ -64,12 +66,35 @@ def start() -> dict[str, Any]:
     }
 
 
-def provenance(begin: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Commit (and whether the work tree had changes), date, command, machine and load."""
-    import numpy
-    import torch
+#: the benchmarks' own outputs, left out of the ``dirty`` test
+OUTPUTS = (":(exclude)benchmarks/results", ":(exclude)benchmarks/*.png")
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
+
+def _versions() -> dict[str, Any]:
+    """Versions of numpy and, where the script imported them, torch (with its threads) and uproot."""
+    import numpy
+
+    out: dict[str, Any] = {"numpy": numpy.__version__}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+        out["torch_threads"] = torch.get_num_threads()
+    uproot = sys.modules.get("uproot")
+    if uproot is not None:
+        out["uproot"] = uproot.__version__
+    return out
+
+
+def provenance(begin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Commit (and whether the work tree had changes), date, command, machine and load.
+
+    Parameters
+    ----------
+    begin
+        What :func:`start` returned when the run began (start date and load); without it
+        only the end of the run is recorded.
+    """
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *OUTPUTS)
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(status) if status is not None else None,
@@ -82,9 +107,7 @@ def provenance(begin: dict[str, Any] | None = None) -> dict[str, Any]:
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "numpy": numpy.__version__,
+            **_versions(),
         },
         "code": code_hashes(),
     }

@@ -1,22 +1,23 @@
 """Train autoencoder configurations on the same jets and measure sigma68 on held-out jets.
 
-Usage::
+Usage (the bottleneck study of ``benchmarks/README.md``)::
 
     python benchmarks/quality.py --train samples/qcd_train.root --test samples/qcd_test.root \
-        --configs default default_plain --out benchmarks/results/quality.json
+        --base-config benchmarks/bottleneck_study.yaml --configs default default_plain \
+        --out benchmarks/results/quality.json
     python benchmarks/quality.py --train samples/qcd_train.root --test samples/qcd_test.root \
-        --minutes 8 --configs hepae_reference
+        --base-config benchmarks/bottleneck_study.yaml --minutes 8 --configs hepae_reference
 
-Every configuration starts from the shipped default's training configuration
-(``tools/default_model.yaml``), sets inputs, output, seed, ``preview=False`` and
-``tensorboard=False``, then applies what ``CONFIGS`` says. Without ``--minutes`` the
+Every configuration starts from ``--base-config`` (default: the shipped model's training
+configuration, ``tools/default_model.yaml``), sets inputs, output, seed, ``preview=False``
+and ``tensorboard=False``, then applies what ``CONFIGS`` says. Without ``--minutes`` the
 configured number of epochs is used. With ``--minutes M`` one epoch is first trained and
 timed (in the work directory), and the one-cycle schedule is sized to the budget:
 ``epochs = max(1, int(M * 60 / seconds_per_epoch))``; the schedule then runs to its end.
 
 Each model is evaluated on the test file: sigma68 per variable (relative for pt and mass,
-absolute for eta and phi), RMS, and the number of unphysical reconstructions. Rows are
-merged by name into the output JSON (a list of rows).
+absolute for eta and phi), RMS, and the number of unphysical reconstructions. Rows (each
+with its provenance) are merged by name into the output JSON (a list of rows).
 
 Per-pT-bin table of one model on held-out samples (no training)::
 
@@ -27,7 +28,8 @@ Per-pT-bin table of one model on held-out samples (no training)::
 prints, for each held-out process, sigma68 of pt, eta, phi and mass in the pT bins of
 ``PT_BINS`` (bins with fewer than ``MIN_JETS`` jets are marked), checks the targets
 (``TARGETS``; no bin more than 3x worse than the best) and writes a JSON file with
-provenance (commit, date, machine load, model SHA-256).
+provenance (commit, date, machine load) and the model's SHA-256. With ``--cost-against
+OTHER.pt`` it also times both models in turn (``model_cost``) and records the cost per jet.
 """
 
 from __future__ import annotations
@@ -37,13 +39,11 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+import provenance
 import torch
 
 from hepae_coffea.processing.evaluate import evaluate
@@ -125,65 +125,19 @@ def seconds_per_epoch(name: str, args: argparse.Namespace, workdir: Path) -> flo
     return float(res.history[0]["seconds"])
 
 
-def export_from_checkpoint(name: str, workdir: Path) -> tuple[Path, float, int]:
-    """Export the best state of a finished run from its checkpoint (no training).
-
-    For a run whose training finished but whose export failed (e.g. the package's source
-    changed on disk while it trained). The model is rebuilt with the saved configuration
-    and the current code; returns (model path, training seconds, epochs).
-    """
-    from dataclasses import fields
-
-    from hepae_coffea.model.export import export_model
-    from hepae_coffea.training.loop import _evaluate, _physical_check, _prepare, build_metadata
-
-    ck_path = workdir / f"{name}_run" / "checkpoint.pt"
-    ck = torch.load(ck_path, weights_only=False)
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in ck["config"].items() if k in known})
-    if ck["epoch"] != config.epochs:
-        raise RuntimeError(f"{ck_path}: run stopped at epoch {ck['epoch']} of {config.epochs}")
-    prep = _prepare(config)
-    model, u_va, x_va = prep.model, prep.u_va, prep.x_va
-    missing, unexpected = model.load_state_dict(ck["best_state"], strict=False)
-    if unexpected or any(not k.startswith("normalizer.") for k in missing):
-        raise RuntimeError(f"{ck_path}: state mismatch {missing=} {unexpected=}")
-    summary, _ = _physical_check(model, x_va, config.variables)
-    metrics = {
-        "val_loss": _evaluate(model, u_va, config.beta),
-        "validation": dict(summary),
-        "epochs_run": ck["epoch"],
-        "stop_reason": "epochs (exported from checkpoint)",
-        "seconds": round(ck["seconds"], 1),
-    }
-    metadata = build_metadata(model, config, prep.summary, metrics, prep.transforms)
-    if config.bottleneck != "packed":
-        with torch.no_grad():
-            z = model.encode(x_va)
-        lo, hi = float(z.min()), float(z.max())
-        pad = 0.1 * (hi - lo) or 1.0
-        metadata["latent_range"] = [lo - pad, hi + pad]
-    else:
-        metadata["latent_range"] = [0.0, 1.0]
-    path = Path(config.output)
-    export_model(model, path, metadata)
-    return path, float(ck["seconds"]), int(ck["epoch"])
-
-
 def run(name: str, args: argparse.Namespace, workdir: Path) -> dict:
-    if args.from_checkpoint:
-        model_path, seconds, epochs = export_from_checkpoint(name, workdir)
-    else:
-        extra = {}
-        if args.minutes:
-            spe = seconds_per_epoch(name, args, workdir)
-            extra["epochs"] = max(1, int(args.minutes * 60 / spe))
-            print(f"{name:>18}: {spe:.1f} s/epoch -> {extra['epochs']} epochs", flush=True)
-        config = make_config(name, args, workdir, **extra)
-        t0 = time.perf_counter()
-        res = train(config, progress=False)
-        seconds = time.perf_counter() - t0
-        model_path, epochs = res.paths["model"], res.metrics["epochs_run"]
+    """Train configuration ``name`` and evaluate it on the test file: one results row."""
+    begin = provenance.start()
+    extra = {}
+    if args.minutes:
+        spe = seconds_per_epoch(name, args, workdir)
+        extra["epochs"] = max(1, int(args.minutes * 60 / spe))
+        print(f"{name:>18}: {spe:.1f} s/epoch -> {extra['epochs']} epochs", flush=True)
+    config = make_config(name, args, workdir, **extra)
+    t0 = time.perf_counter()
+    res = train(config, progress=False)
+    seconds = time.perf_counter() - t0
+    model_path, epochs = res.paths["model"], res.metrics["epochs_run"]
     ev = evaluate(args.test, model_path)
     row = {
         "name": name,
@@ -196,11 +150,10 @@ def run(name: str, args: argparse.Namespace, workdir: Path) -> dict:
         "minutes": args.minutes,
         "torch_threads": torch.get_num_threads(),
     }
-    if args.from_checkpoint:
-        row["exported_from_checkpoint"] = True
     for v in ev.variables:
         row[f"sigma68_{v}"] = float(ev.summary[v]["sigma68"])
         row[f"rms_{v}"] = float(ev.summary[v]["rms"])
+    row["provenance"] = provenance.provenance(begin)
     return row
 
 
@@ -252,29 +205,6 @@ def print_table(process: str, rows: list[dict], variables, verdict: dict) -> Non
     print(f"\nworst bin / best bin: {ratios}; bins above target: {len(verdict['fails'])}")
 
 
-def provenance() -> dict:
-    """Commit, date, machine and load, for the results file."""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": list(os.getloadavg()),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def model_cost(
     models: dict[str, Path], path: str, repeats: int = 15
 ) -> tuple[dict[str, float], list[float]]:
@@ -287,12 +217,13 @@ def model_cost(
     ratio of two best-of figures.
     """
     from hepae_coffea.io.jets import read_jets
-    from hepae_coffea.model.export import load_model
+    from hepae_coffea.model.handle import open_model
     from hepae_coffea.processing.evaluate import run_model
 
-    loaded = {name: load_model(m) for name, m in models.items()}
+    loaded = {name: open_model(m).module() for name, m in models.items()}
+    variables = open_model(next(iter(models.values()))).variables
     names = list(loaded)
-    x = read_jets(path, loaded[names[0]].variables).values
+    x = read_jets(path, variables).values
     best = dict.fromkeys(loaded, 0.0)
     ratios: list[float] = []
     for _ in range(repeats):
@@ -309,9 +240,10 @@ def model_cost(
 
 
 def bins_main(args: argparse.Namespace) -> None:
+    begin = provenance.start()
     model = Path(args.model)
     out: dict = {
-        "provenance": provenance(),
+        "provenance": {},
         "model": str(model),
         "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
         "pt_bins": list(PT_BINS),
@@ -353,6 +285,7 @@ def bins_main(args: argparse.Namespace) -> None:
             f"rounds, {min(ratios):.2f}-{max(ratios):.2f}; best {cost['model']:.3g} vs "
             f"{cost['reference']:.3g} jets/s; torch threads {torch.get_num_threads()})"
         )
+    out["provenance"] = provenance.provenance(begin)
     if args.bins_out:
         dest = Path(args.bins_out)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -384,12 +317,6 @@ def main() -> None:
     p.add_argument("--base-config", default=str(DEFAULT_CONFIG))
     p.add_argument("--out", default="benchmarks/results/quality.json")
     p.add_argument("--workdir", default="build/bench_models")
-    p.add_argument(
-        "--from-checkpoint",
-        action="store_true",
-        help="do not train: export each config's finished run from <workdir>/<name>_run/"
-        "checkpoint.pt and evaluate it (when training finished but the export failed)",
-    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
