@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import awkward as ak
 import numpy as np
-import torch
 
 from ..codecs import CodecError
 from ..codecs.truncate import round_mantissa
 from ..io.jets import pad_events
-from ..model.cache import in_blocks
 from ..variables.registry import from_gev
 from .choose import CodecPayload, encode_payload, slice_block
 from .root_copy import BranchSpec
 from .source import JetSource, block_jets
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where a model runs: the array codecs never need it
+    import torch
+
     from .layout import TreePlan
 
 __all__ = [
@@ -72,16 +72,28 @@ def extra_branch(collection: str, jet_branch: str) -> str:
     return f"{collection}Extra_{jet_branch.partition('_')[2]}"
 
 
+def run_model(fn: Callable[..., torch.Tensor], *arrays: np.ndarray, device: str) -> np.ndarray:
+    """``fn`` (a model's encode or decode) over numpy arrays, in blocks, without autograd.
+
+    torch is imported here, where a model runs: the array codecs never load it.
+    """
+    import torch
+
+    from ..model.cache import in_blocks
+
+    with torch.inference_mode():
+        (r,) = in_blocks(
+            fn, *(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays), device=device
+        )
+    out: np.ndarray = r.numpy()
+    return out
+
+
 def model_transform(fn: Callable[..., torch.Tensor], device: str) -> Transform:
     """A numpy (n, a) float32 -> (n, b) float32 wrapper of a model's encode or decode."""
 
     def call(a: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            (r,) = in_blocks(
-                fn, torch.from_numpy(np.ascontiguousarray(a, np.float32)), device=device
-            )
-        out: np.ndarray = r.numpy()
-        return out
+        return run_model(fn, np.asarray(a, np.float32), device=device)
 
     return call
 
@@ -110,10 +122,7 @@ def _encode_jets(module: Autoencoder, x: np.ndarray, device: str) -> np.ndarray:
     """Jet-level latents (n, latent_dim) float32 of the jets ``x``."""
     if not len(x):
         return np.zeros((0, int(module.latent_dim)), np.float32)
-    with torch.inference_mode():
-        (z,) = in_blocks(module.encode, torch.from_numpy(np.ascontiguousarray(x)), device=device)
-    out: np.ndarray = z.numpy()
-    return out
+    return run_model(module.encode, x, device=device)
 
 
 def _encode_events(
@@ -121,15 +130,7 @@ def _encode_events(
 ) -> np.ndarray:
     """Event-level latents (events, latent_dim) float32 of each event's leading jets."""
     xe, me = pad_events(x, counts, event_jets)
-    with torch.inference_mode():
-        (z,) = in_blocks(
-            module.encode,
-            torch.from_numpy(xe),
-            torch.from_numpy(me.astype(np.float32)),
-            device=device,
-        )
-    out: np.ndarray = z.numpy()
-    return out
+    return run_model(module.encode, xe, me.astype(np.float32), device=device)
 
 
 def encode_block(
@@ -274,22 +275,12 @@ def decode_block(
         z = np.stack([ak.to_numpy(ak.flatten(arrays[c])) for c in names], axis=1)
         rec = np.zeros((0, len(variables)), np.float32)
         if len(z):
-            with torch.inference_mode():
-                (r,) = in_blocks(
-                    module.decode, torch.from_numpy(np.ascontiguousarray(z)), device=device
-                )
-            rec = r.numpy()
+            rec = run_model(module.decode, z, device=device)
         return counts, from_gev(rec.astype(np.float64), variables, src["units"])
     z = np.stack([ak.to_numpy(arrays[c]) for c in names], axis=1).astype(np.float32)
     mask = np.arange(event_jets)[None, :] < np.minimum(counts, event_jets)[:, None]
-    with torch.inference_mode():
-        (rec_e,) = in_blocks(
-            module.decode,
-            torch.from_numpy(z),
-            torch.from_numpy(mask.astype(np.float32)),
-            device=device,
-        )
-    lead = from_gev(rec_e.numpy()[mask].astype(np.float64), variables, src["units"])
+    rec_e = run_model(module.decode, z, mask.astype(np.float32), device=device)
+    lead = from_gev(rec_e[mask].astype(np.float64), variables, src["units"])
     lead = ak.unflatten(lead, np.minimum(counts, event_jets))
     extra = ak.concatenate(
         [arrays[extra_branch(out_coll, b)][:, :, np.newaxis] for b in info["jet_branches"]],

@@ -24,7 +24,6 @@ from ..codecs.truncate import round_mantissa
 from ..errors import HepaeError
 from ..io.atomic import atomic_output
 from ..io.rootfile import open_root
-from ..model.cache import resolve_device
 from ..model.handle import ModelSource
 from .blocks import (
     Autoencoder,
@@ -254,6 +253,8 @@ def write_compressed_chunk(
     if kw.get("energy") and codec_given is None and codec != "ae":
         codec = ENERGY_DEFAULT_CODEC
     check_latent_bits(latent_bits)
+    from ..model.cache import resolve_device  # torch: only where a model runs
+
     device = resolve_device(device)
     stored = _chunk_model(codec, model_bytes, device, precision, model)
     variables = stored.variables if stored is not None else list(KINEMATICS)

@@ -44,7 +44,6 @@ from ..codecs.truncate import round_mantissa
 from ..errors import HepaeError, InputFileError
 from ..io.atomic import atomic_output, is_disk_full
 from ..io.rootfile import open_root
-from ..model.cache import resolve_device
 from ..model.handle import ModelSource
 from ..variables.registry import from_gev
 from .blocks import (
@@ -196,6 +195,13 @@ def _input_paths(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     if not paths:
         raise InputFileError("no input files given")
     return paths
+
+
+def _model_device(device: str) -> str:
+    """The device the model runs on; torch is imported only for a codec with a model."""
+    from ..model.cache import resolve_device
+
+    return resolve_device(device)
 
 
 def _open_model(
@@ -598,7 +604,7 @@ def compress(
     paths = _input_paths(inputs)
     codec_given = codec
     codec = resolve_codec(codec, precision)
-    device = resolve_device(device)
+    device = _model_device(device) if codec == "ae" else "cpu"
     stored = _open_model(
         codec, model, device, precision=precision, model_ref=model_ref, latent_bits=latent_bits
     )
@@ -768,7 +774,7 @@ def decompress(
     t0 = time.perf_counter()
     path = os.fspath(input)
     info, blob = read_compression_info(path)
-    device = resolve_device(device)
+    device = _model_device(device) if info.get("model") else "cpu"
     module, variables = _decompress_model(info, blob, path, model, model_dir, device)
     f = open_root(path)
     t = open_tree(f, path, info["tree"])

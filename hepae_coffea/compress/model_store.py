@@ -18,7 +18,6 @@ import numpy as np
 from ..errors import ModelFileError
 from ..model.export import file_sha256
 from ..model.handle import ModelHandle, ModelSource, open_model
-from ..model.weights import blob_sha256, load_weights, weights_from_model_file
 from .blocks import Autoencoder
 
 __all__ = [
@@ -100,6 +99,12 @@ def open_compress_model(
         An already loaded module of the same model (the processor's), used instead of
         the one rebuilt from the weights.
     """
+    from ..model.weights import (  # torch: only with a model
+        blob_sha256,
+        load_weights,
+        weights_from_model_file,
+    )
+
     handle: ModelHandle = open_model(model)
     label = label or handle.label
     blob, meta = weights_from_model_file(handle.data, label)
@@ -113,6 +118,8 @@ def open_compress_model(
 
 def model_record(model: CompressModel, model_ref: bool) -> dict[str, Any]:
     """The compression record's ``model`` entry (name, hashes, architecture summary)."""
+    from ..model.weights import blob_sha256  # torch: only with a model
+
     meta = model.metadata
     return {
         "storage": "reference" if model_ref else "embedded",
@@ -197,6 +204,12 @@ def model_for_decompress(
     A model given for a file with embedded weights must still be the one that compressed
     it. Every weights blob is checked against the recorded SHA-256 before it is run.
     """
+    from ..model.weights import (  # torch: only with a model
+        blob_sha256,
+        load_weights,
+        weights_from_model_file,
+    )
+
     found = find_model(info, path, model, model_dir if blob is None else None)
     if blob is None:
         if found is None:
