@@ -21,6 +21,7 @@ from ..errors import HepaeError, InputFileError
 from ..io.atomic import atomic_outputs
 from ..io.formats import JetFormat, detect_format, tree_keys
 from ..io.jets import _resolve_columns
+from ..model.handle import ModelSource
 from ..variables.registry import residual_kind
 from .hists import hist_quantile, moments_mean_rms, preferred_residual, sigma68_from_hist
 
@@ -421,7 +422,7 @@ def _root_cause(err: BaseException) -> BaseException:
 
 def run(
     fileset: Sequence[str | os.PathLike] | Mapping[str, Any],
-    model: str | os.PathLike | bytes | None = None,
+    model: ModelSource = None,
     *,
     executor: str = "iterative",
     workers: int = 2,
@@ -450,7 +451,7 @@ def run(
     ----------
     fileset : fileset mapping or list of paths
         See :func:`build_fileset`.
-    model : path or bytes, optional
+    model : path, bytes or ModelHandle, optional
         hepae-coffea TorchScript model; the shipped default when omitted.
     executor : {"iterative", "futures", "dask"}
         coffea executor. ``dask`` uses ``client`` if given, else connects to ``scheduler``,
