@@ -178,11 +178,12 @@ class RegularBinning:
         x = np.asarray(values, dtype=np.float64)
         z = x - self.lo
         z /= self.hi - self.lo
-        with np.errstate(invalid="ignore"):
-            inside = (z >= 0) & (z < 1)
-            flow = np.where(z < 1, 0, self.n + 1)  # NaN: overflow
-        z *= self.n
-        flow[inside] = z[inside].astype(np.int64) + 1
+        z *= self.n  # int(z n) of 0 <= z < 1 is at most n (overflow): clipping to n agrees
+        np.fmin(z, self.n, out=z)  # NaN -> n: overflow
+        np.maximum(z, -1.0, out=z)  # underflow
+        np.floor(z, out=z)
+        flow = z.astype(np.int64)
+        flow += 1
         return flow
 
 
