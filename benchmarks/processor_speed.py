@@ -23,19 +23,16 @@ Usage::
         --chunksizes 100000 200000 50000 --repeats 3 --out benchmarks/results/speed.json
     # where the time goes (iterative, default model)
     python benchmarks/processor_speed.py --profile --profile-out FILE      # cProfile
-    python benchmarks/processor_speed.py --profile-fills --profile-out FILE  # per histogram
+    python benchmarks/processor_speed.py --profile-fills --profile-out FILE  # per fill stage
     py-spy record -r 200 --format raw -o RAW -- \
         python benchmarks/processor_speed.py --pyspy-target
     python benchmarks/processor_speed.py --analyse-pyspy RAW --profile-out FILE
     # markdown tables of a results file
     python benchmarks/processor_speed.py --markdown benchmarks/results/speed.json
 
-What-if options (patches applied from outside, for proposed library changes; results keys
-get a ``+name`` suffix): ``--models ... identity_spread`` (an identity whose outputs are
-spread like a real model's), ``--model-batch N`` (model called in N-jet slices),
-``--dask-no-malloc-trim`` (workers without ``MALLOC_TRIM_THRESHOLD_``),
-``--dask-broadcast-processor`` (coffea's pickled processor on every worker),
-``--fast-moments`` (``residual_moments`` filled from numpy moments).
+``--models ... identity_spread`` adds an identity model whose outputs are spread like a
+real model's. Everything is measured through the library's public functions and options
+(``run``, ``fill_hists`` with its per-stage ``timings``, ``in_blocks``); nothing is patched.
 
 The machine must be otherwise idle: the script records the load average and whether
 ``benchmarks/quality.py`` runs, and hashes of the library files before and after.
@@ -62,6 +59,7 @@ import numpy as np
 import provenance
 import torch
 
+from hepae_coffea.model.cache import in_blocks
 from hepae_coffea.model.export import default_model_path, export_model, load_model, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,14 +218,14 @@ def bench_bare(
         for threads in threads_list:
             torch.set_num_threads(threads)
             for batch in batches if label == "default" else [0]:
-                call = _BatchedModel(module, batch) if batch else module
+                fn = module.encode_decode_score
                 with torch.inference_mode():
                     for _ in range(3):  # warm-up (TorchScript profiling executor runs)
-                        call.encode_decode_score(x[:100_000])
+                        in_blocks(fn, x[:100_000], block=batch or len(x))
                     rates = []
                     for _ in range(repeats):
                         t0 = time.perf_counter()
-                        call.encode_decode_score(x)
+                        in_blocks(fn, x, block=batch or len(x))
                         rates.append(len(x) / (time.perf_counter() - t0))
                 what = f"slices of {batch}" if batch else "one call"
                 out[f"{label}/{what}/threads={threads}"] = summary(rates)
@@ -238,45 +236,6 @@ def bench_bare(
                 )
     torch.set_num_threads(before)
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# what-if: the model called in slices (the proposed library patch, applied from outside)
-
-
-class _BatchedModel:
-    """``encode_decode_score`` in slices of ``batch`` jets, outputs concatenated."""
-
-    def __init__(self, module: Any, batch: int) -> None:
-        self.module = module
-        self.batch = batch
-
-    def encode_decode_score(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        b = self.batch
-        if len(x) <= b:
-            return self.module.encode_decode_score(x)
-        parts = [self.module.encode_decode_score(x[i : i + b]) for i in range(0, len(x), b)]
-        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
-
-
-def patch_model_batching(batch: int) -> int:
-    """Make this process's processor call the model in slices of ``batch`` jets (0: undo).
-
-    Benchmark-side monkeypatch of ``hepae_coffea.processors.compression.get_model``; runs
-    in this process (iterative) or in each Dask worker (via ``client.run``)."""
-    import hepae_coffea.processors.compression as comp
-
-    real = comp.__dict__.setdefault("_unpatched_get_model", comp.get_model)
-    if not batch:
-        comp.get_model = real
-        return os.getpid()
-
-    def get_model(data: bytes, sha256: str) -> tuple[Any, bool]:
-        module, loaded = real(data, sha256)
-        return _BatchedModel(module, batch), loaded
-
-    comp.get_model = get_model
-    return os.getpid()
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,12 +266,20 @@ def one_run(
     mode: str,
     client: Any = None,
     maxchunks: int | None = None,
+    threads: int | None = 1,
 ) -> dict:
     from hepae_coffea.processing.run import run
 
     fileset = {"bench": {"files": {path: "Events"}}}
     if mode.startswith("iterative"):
-        res = run(fileset, model, executor="iterative", chunksize=chunksize, maxchunks=maxchunks)
+        res = run(
+            fileset,
+            model,
+            executor="iterative",
+            chunksize=chunksize,
+            maxchunks=maxchunks,
+            torch_threads=threads,
+        )
     elif mode.startswith("dask-cold"):
         workers = int(mode.rsplit("-", 1)[1])
         res = run(fileset, model, executor="dask", workers=workers, chunksize=chunksize)
@@ -321,119 +288,12 @@ def one_run(
     return {"seconds": res.seconds, "jets": res.jets, "jets_per_second": res.jets_per_second}
 
 
-def fill_mean(h: Any, sample: np.ndarray, **where: str) -> None:
-    """Add ``sample`` to one bin of a Mean-storage histogram with numpy moments (Chan et
-    al.'s pairwise update); what ``h.fill(**where, sample=sample)`` does, to ~1e-14.
-
-    boost-histogram fills a Mean storage addressed by string categories at ~75 ns a value;
-    this is ~1 ns a value."""
-    values = np.asarray(sample, dtype=np.float64)
-    n = values.size
-    if n == 0:
-        return
-    idx = tuple(h.axes[i].index(where[name]) for i, name in enumerate(h.axes.name))
-    raw = h.view().view(np.ndarray)  # plain structured array sharing the storage
-    n0, m0, s0 = (float(raw[f][idx]) for f in ("count", "value", "_sum_of_deltas_squared"))
-    mean = float(values.mean())
-    ssd = float(np.sum((values - mean) ** 2))
-    tot = n0 + n
-    d = mean - m0
-    raw["count"][idx] = tot
-    raw["value"][idx] = m0 + d * n / tot
-    raw["_sum_of_deltas_squared"][idx] = s0 + ssd + d * d * n0 * n / tot
-
-
-class _FastMeanFill:
-    def __init__(self, h: Any) -> None:
-        self.h = h
-
-    def fill(self, *, sample: np.ndarray, **where: str) -> None:
-        fill_mean(self.h, sample, **where)
-
-
-def patch_fast_moments(active: bool) -> int:
-    """What-if: the processor's ``residual_moments`` filled with :func:`fill_mean`."""
-    import hepae_coffea.processors.compression as comp
-
-    cls = comp.JetCompressionProcessor
-    real = cls.__dict__.get("_unpatched_fill") or cls._fill
-    cls._unpatched_fill = real
-    if not active:
-        cls._fill = real
-        return os.getpid()
-
-    def _fill(self: Any, out: dict[str, Any], res: Any) -> None:
-        h = out["residual_moments"]
-        out["residual_moments"] = _FastMeanFill(h)
-        try:
-            real(self, out, res)
-        finally:
-            out["residual_moments"] = h
-
-    cls._fill = _fill
-    return os.getpid()
-
-
-@contextlib.contextmanager
-def dask_without_malloc_trim(active: bool):
-    """What-if: Dask worker processes without ``MALLOC_TRIM_THRESHOLD_=65536``.
-
-    distributed's nanny sets that variable in every worker it spawns
-    (``distributed.nanny.pre-spawn-environ``); setting it fixes glibc's mmap threshold at
-    128 KiB, so every large tensor torch allocates is a fresh mmap (page faults)."""
-    if not active:
-        yield
-        return
-    import dask
-    import distributed  # noqa: F401  (registers the distributed.* config defaults)
-
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        yield
-
-
-@contextlib.contextmanager
-def dask_broadcast_processor(active: bool):
-    """What-if: coffea's DaskExecutor with the pickled processor broadcast to every worker.
-
-    coffea submits the processor as one future (``heavy_input``) on which every chunk task
-    depends; distributed's ``decide_worker`` only considers workers that hold a task's
-    dependencies, so all chunks are queued on that one worker and the others get work
-    only by stealing (after ~0.6-0.9 s here, sometimes never). Broadcasting it lets the
-    scheduler spread the chunks at once. Patched from outside for the benchmark."""
-    if not active:
-        yield
-        return
-    from coffea import processor
-
-    base = processor.DaskExecutor
-
-    class BroadcastDaskExecutor(base):  # type: ignore[misc, valid-type]
-        def __call__(self, items, function, accumulator):  # type: ignore[no-untyped-def]
-            if self.heavy_input is not None and len(items):
-                heavy = self.client.scatter(self.heavy_input, broadcast=True, hash=False)
-                items = [(item, heavy) for item in items]
-                self.heavy_input = None
-            return super().__call__(items, function, accumulator)
-
-    processor.DaskExecutor = BroadcastDaskExecutor
-    try:
-        yield
-    finally:
-        processor.DaskExecutor = base
-
-
 def bench_processor(
     path: str,
     chunksizes: list[int],
     modes: list[str],
     repeats: int,
-    model_batch: int = 0,
-    no_malloc_trim: bool = False,
-    broadcast: bool = False,
     model_names: tuple[str, ...] = ("default", "identity"),
-    fast_moments: bool = False,
 ) -> dict[str, Any]:
     all_models = {
         "default": default_model_path(),
@@ -442,39 +302,24 @@ def bench_processor(
     }
     models = {name: all_models[name] for name in model_names}
     results: dict[str, Any] = {}
-    suffix = (
-        (f"+batch{model_batch}" if model_batch else "")
-        + ("+no-malloc-trim" if no_malloc_trim else "")
-        + ("+broadcast" if broadcast else "")
-    )
+    suffix = ""
     for chunksize in chunksizes:
         for mode in modes:
             stack = contextlib.ExitStack()
-            stack.enter_context(dask_without_malloc_trim(no_malloc_trim))
-            stack.enter_context(dask_broadcast_processor(broadcast))
             client = None
-            threads = None
-            if mode == "iterative-1thread":
-                threads = 1
-            if model_batch and mode.startswith("dask-cold"):
-                raise SystemExit("--model-batch needs iterative or dask-warm modes")
-            if fast_moments and mode.startswith("dask-cold"):
-                raise SystemExit("--fast-moments needs iterative or dask-warm modes")
-            patch_model_batching(model_batch)
-            patch_fast_moments(fast_moments)
+            # "iterative": torch's default threads; "iterative-1thread": run()'s default
+            threads = 1 if mode == "iterative-1thread" else None
             if mode.startswith("iterative"):
                 # untimed: load both models into this process's cache and let TorchScript's
                 # profiling executor specialise, as any earlier chunk of a long run would
                 with torch_threads(threads):
                     for model in models.values():
-                        one_run(path, model, chunksize, mode, maxchunks=2)
+                        one_run(path, model, chunksize, mode, maxchunks=2, threads=threads)
             if mode.startswith("dask-warm"):
                 from hepae_coffea.processing.run import dask_client
 
                 client = stack.enter_context(dask_client(workers=int(mode.rsplit("-", 1)[1])))
                 client.run(_warm_worker)
-                client.run(patch_model_batching, model_batch)
-                client.run(patch_fast_moments, fast_moments)
                 # one untimed pass per model so each worker has loaded both models
                 for model in models.values():
                     one_run(path, model, chunksize, mode, client)
@@ -482,7 +327,7 @@ def bench_processor(
                 runs: dict[str, list[dict]] = {name: [] for name in models}
                 for _ in range(repeats):  # interleave model and identity against drift
                     for name, model in models.items():
-                        r = one_run(path, model, chunksize, mode, client)
+                        r = one_run(path, model, chunksize, mode, client, threads=threads)
                         runs[name].append(r)
                         print(
                             f"chunksize={chunksize:>7d} {mode:18s} {name:8s} "
@@ -613,38 +458,9 @@ with torch.inference_mode():
 """
 
 
-def _instrument_process() -> int:
-    """In a worker: log (start, stop) of every ``JetCompressionProcessor.process`` call."""
-    import hepae_coffea.processors.compression as comp
-
-    cls = comp.JetCompressionProcessor
-    if "_timed_log" not in cls.__dict__:
-        real = cls.process
-        cls._timed_log = []
-
-        def process(self: Any, events: Any) -> Any:
-            t0 = time.time()
-            out = real(self, events)
-            cls._timed_log.append((t0, time.time()))
-            return out
-
-        cls.process = process
-    return os.getpid()
-
-
-def _pop_process_log() -> list:
-    import hepae_coffea.processors.compression as comp
-
-    log = list(comp.JetCompressionProcessor._timed_log)
-    comp.JetCompressionProcessor._timed_log.clear()
-    return log
-
-
 def dask_diagnostics(path: str, out_path: Path | None) -> None:
-    """Bare model with/without ``MALLOC_TRIM_THRESHOLD_=65536``, and per-chunk timelines
-    of 2 warm workers with coffea's DaskExecutor and with the processor broadcast."""
-    from hepae_coffea.processing.run import dask_client, run
-
+    """Bare model with and without ``MALLOC_TRIM_THRESHOLD_=65536`` (which distributed's
+    nanny sets in its workers, and ``hepae_coffea.processing.run.dask_client`` removes)."""
     lines = ["bare model, 1 torch thread, 500k jets, best of 3 (subprocesses):"]
     code = _BARE_SNIPPET.format(bench=str(Path(__file__).parent), path=path)
     for label, trim in (("normal environment", False), ("MALLOC_TRIM_THRESHOLD_=65536", True)):
@@ -656,35 +472,6 @@ def dask_diagnostics(path: str, out_path: Path | None) -> None:
         )
         lines.append(f" {label}:")
         lines += [ln for ln in res.stdout.splitlines() if "jets/s" in ln]
-    lines += [
-        "",
-        (
-            "2 warm workers (no MALLOC_TRIM_THRESHOLD_), chunksize 100k = 2 chunks; per "
-            "worker the process() calls as start-stop seconds from the start of run():"
-        ),
-    ]
-    fileset = {"bench": {"files": {path: "Events"}}}
-    for broadcast in (False, True):
-        with (
-            dask_without_malloc_trim(True),
-            dask_broadcast_processor(broadcast),
-            dask_client(workers=2) as client,
-        ):
-            client.run(_warm_worker)
-            client.run(_instrument_process)
-            run(fileset, None, executor="dask", client=client, chunksize=100_000)
-            client.run(_pop_process_log)
-            for _ in range(4):
-                t0 = time.time()
-                r = run(fileset, None, executor="dask", client=client, chunksize=100_000)
-                logs = client.run(_pop_process_log)
-                per = " | ".join(
-                    f"worker {i}: "
-                    + (", ".join(f"{a - t0:.2f}-{b - t0:.2f}" for a, b in log) or "-")
-                    for i, log in enumerate(logs.values())
-                )
-                label = "broadcast" if broadcast else "coffea   "
-                lines.append(f" {label} {r.seconds:5.2f} s  {per}")
     text = "\n".join(lines)
     print(text)
     if out_path:
@@ -704,15 +491,14 @@ _STAGES = [
     ("    read(): uproot + ak.flatten + to_numpy + assemble", ("compression.py", "read")),
     ("      ak.flatten (of virtual arrays)", ("awkward/operations/ak_flatten.py", "flatten")),
     ("      ak.to_numpy", ("awkward/operations/ak_to_numpy.py", "to_numpy")),
-    ("    model encode_decode_score", ("processor_speed.py", "encode_decode_score")),
-    ("    ak.unflatten", ("awkward/operations/ak_unflatten.py", "unflatten")),
-    ("    ak.sum", ("awkward/operations/ak_sum.py", "sum")),
+    ("    model (in_blocks: encode_decode_score)", ("model/cache.py", "in_blocks")),
     ("  make_hists", ("hists.py", "make_hists")),
-    ("  _fill (residuals + hist fills)", ("compression.py", "_fill")),
-    ("    hist .fill", ("hist/basehist.py", "fill")),
+    ("  fill_hists (residuals + fills)", ("compression.py", "fill_hists")),
     ("    residuals()", ("metrics.py", "residuals")),
-    ("    ak.max", ("awkward/operations/ak_max.py", "max")),
-    ("    ak.mean", ("awkward/operations/ak_mean.py", "mean")),
+    ("    bin indices (binning .index)", ("processing/binning.py", "index")),
+    ("    np.bincount fills (add_counts)", ("processing/binning.py", "add_counts")),
+    ("    np.bincount fills (add_per_column)", ("processing/binning.py", "add_per_column")),
+    ("    anomaly_hists", ("anomaly_hists.py", "anomaly_hists")),
     ("  unphysical_mask", ("metrics.py", "unphysical_mask")),
     ("NanoEventsFactory.from_root", ("coffea/nanoevents/factory.py", "from_root")),
     (
@@ -723,95 +509,63 @@ _STAGES = [
 ]
 
 
-class _VisibleModel:
-    """Wraps the TorchScript module so that cProfile sees the model call as a function."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-
-    def encode_decode_score(self, x: torch.Tensor) -> Any:
-        return self.module.encode_decode_score(x)
-
-
-def _timed_fill(real_fill: Any, names: dict, spent: Any, calls: Any) -> Any:
-    def fill(self: Any, *a: Any, **k: Any) -> Any:
-        t0 = time.perf_counter()
-        r = real_fill(self, *a, **k)
-        spent[names.get(id(self), "?")] += time.perf_counter() - t0
-        calls[names.get(id(self), "?")] += 1
-        return r
-
-    return fill
+def _model_outputs(model_path: Path | None, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(latent, reconstruction, score) of a model on ``x``, 1 torch thread, in blocks."""
+    module = load_model(model_path).module
+    with torch.inference_mode(), torch_threads(1):
+        z, rec, sc = in_blocks(module.encode_decode_score, torch.from_numpy(x))
+    return z.numpy(), rec.numpy(), sc.numpy()
 
 
 def profile_fills(path: str, n_jets: int, out_path: Path | None) -> None:
-    """Time each histogram's fills in ``JetCompressionProcessor._fill`` for one chunk-sized
-    block of real jets and the default model's outputs (best of 3)."""
-    import collections
-
-    import hist
-
+    """Time each stage of ``fill_hists`` (its ``timings``) for one chunk-sized block of
+    real jets and the default model's outputs (best of 3)."""
     from hepae_coffea.processing.hists import make_hists
-    from hepae_coffea.processors.compression import ChunkResult, JetCompressionProcessor
+    from hepae_coffea.processors.compression import ChunkResult, JetCompressionProcessor, fill_hists
 
     x = read_block(path, n_jets)
     counts = np.full(len(x) // 5, 5)
+    x = x[: counts.sum()]
     proc = JetCompressionProcessor(None)
-    module = load_model(None).module
-    with torch.inference_mode(), torch_threads(1):
-        z, rec, sc = _BatchedModel(module, 8192).encode_decode_score(torch.from_numpy(x))
-    res = ChunkResult(x, rec.numpy(), z.numpy(), sc.numpy(), counts, len(x), len(x), 0, False)
-    real_fill = hist.Hist.fill
-    best: tuple[float, dict, dict] | None = None
+
+    def chunk(model_path: Path | None) -> ChunkResult:
+        z, rec, sc = _model_outputs(model_path, x)
+        return ChunkResult(x, rec, z, sc, counts, len(x), len(x), 0, False)
+
+    res = chunk(None)
+    best: tuple[float, dict[str, float]] | None = None
     for _ in range(3):
         out = make_hists(proc.metadata)
-        names = {}
-        for key, v in out.items():
-            for h in v.values() if isinstance(v, dict) else [v]:
-                if isinstance(h, hist.Hist):
-                    names[id(h)] = key
-        spent: collections.Counter = collections.Counter()
-        calls: collections.Counter = collections.Counter()
-        fill = _timed_fill(real_fill, names, spent, calls)
-        hist.Hist.fill = fill
-        try:
-            t0 = time.perf_counter()
-            proc._fill(out, res)
-            total = time.perf_counter() - t0
-        finally:
-            hist.Hist.fill = real_fill
+        spent: dict[str, float] = {}
+        t0 = time.perf_counter()
+        fill_hists(out, res, proc.variables, proc.metadata, spent)
+        total = time.perf_counter() - t0
         if best is None or total < best[0]:
-            best = (total, dict(spent), dict(calls))
+            best = (total, spent)
     assert best is not None
-    total, spent, calls = best
-    head = (
-        f"JetCompressionProcessor._fill on {len(x):,} jets (one 100k-event chunk) with the "
-        f"default model's outputs: {total * 1e3:.0f} ms, of which hist fills "
-        f"{sum(spent.values()) * 1e3:.0f} ms"
-    )
+    total, spent = best
     lines = [
-        head,
+        (
+            f"fill_hists on {len(x):,} jets (one 100k-event chunk) with the default model's "
+            f"outputs: {total * 1e3:.0f} ms"
+        ),
         "",
-        f"{'histogram':20s} {'ms':>7s} {'fills':>6s} {'ns/value':>9s}",
+        f"{'stage':24s} {'ms':>7s} {'ns/jet':>7s}",
     ]
     for key, sec in sorted(spent.items(), key=lambda kv: -kv[1]):
-        per = sec / (calls[key] * len(x)) * 1e9
-        lines.append(f"{key:20s} {sec * 1e3:7.1f} {calls[key]:6d} {per:9.1f}")
-    lines += ["", "_fill time (best of 3) with each model's outputs for the same jets:"]
+        lines.append(f"{key:24s} {sec * 1e3:7.1f} {sec / len(x) * 1e9:7.1f}")
+    lines += ["", "fill_hists time (best of 3) with each model's outputs for the same jets:"]
     for name, model_path in (
-        ("default", default_model_path()),
+        ("default", None),
         ("identity", IDENTITY_PATH),
         ("identity_spread", SPREAD_PATH),
     ):
-        mod = _BatchedModel(load_model(model_path).module, 8192)
-        with torch.inference_mode(), torch_threads(1):
-            z, rec, sc = mod.encode_decode_score(torch.from_numpy(x))
-        r = ChunkResult(x, rec.numpy(), z.numpy(), sc.numpy(), counts, len(x), len(x), 0, False)
+        r = chunk(model_path)
         times = []
         for _ in range(3):
             out = make_hists(proc.metadata)
             t0 = time.perf_counter()
-            proc._fill(out, r)
+            fill_hists(out, r, proc.variables, proc.metadata)
             times.append(time.perf_counter() - t0)
         lines.append(f"  {name:16s} {min(times) * 1e3:6.0f} ms")
     text = "\n".join(lines)
@@ -822,16 +576,8 @@ def profile_fills(path: str, n_jets: int, out_path: Path | None) -> None:
 
 
 def profile_run(path: str, chunksize: int, out_path: Path | None) -> None:
-    import hepae_coffea.processors.compression as comp
     from hepae_coffea.processing.run import run
 
-    real_get_model = comp.get_model
-
-    def get_model(data: bytes, sha256: str) -> tuple[Any, bool]:
-        module, loaded = real_get_model(data, sha256)
-        return _VisibleModel(module), loaded
-
-    comp.get_model = get_model  # benchmark-side instrumentation only (iterative: same process)
     fileset = {"bench": {"files": {path: "Events"}}}
     run(fileset, None, executor="iterative", chunksize=chunksize, maxchunks=1)  # warm imports
     prof = cProfile.Profile()
@@ -882,9 +628,9 @@ _PYSPY_RULES = [
     ("model (TorchScript encode_decode_score)", ("@MODEL_LINE@", "in_blocks (")),
     ("ROOT reading (uproot: baskets, decompression, interpretation)", ("(uproot/",)),
     ("histogram creation (make_hists, per chunk)", ("make_hists (",)),
-    ("histogram fills (hist/boost-histogram .fill)", ("(boost_histogram/", "(hist/")),
+    ("histogram fills (bin indices and np.bincount)", ("(hepae_coffea/processing/binning.py",)),
     ("residuals + unphysical_mask (numpy)", ("residuals (", "unphysical_mask (")),
-    ("other work in _fill (masks, casts, per-event ak.max/ak.mean)", ("_fill (",)),
+    ("other work in fill_hists (masks, casts, event scores)", ("fill_hists (",)),
     (
         "awkward flatten/to_numpy/unflatten + float casts (compress_decompress_chunk)",
         ("compress_decompress_chunk (",),
@@ -984,34 +730,10 @@ def main(argv: list[str] | None = None) -> None:
         ],
     )
     parser.add_argument(
-        "--model-batch",
-        type=int,
-        default=0,
-        help="what-if: call the model in slices of this many jets (benchmark-side patch; "
-        "iterative and dask-warm modes only)",
-    )
-    parser.add_argument(
-        "--dask-no-malloc-trim",
-        action="store_true",
-        help="what-if: start Dask workers without MALLOC_TRIM_THRESHOLD_ (see "
-        "dask_without_malloc_trim)",
-    )
-    parser.add_argument(
-        "--dask-broadcast-processor",
-        action="store_true",
-        help="what-if: broadcast coffea's pickled processor to all Dask workers (see "
-        "dask_broadcast_processor)",
-    )
-    parser.add_argument(
         "--models",
         nargs="+",
         default=["default", "identity"],
         choices=["default", "identity", "identity_spread"],
-    )
-    parser.add_argument(
-        "--fast-moments",
-        action="store_true",
-        help="what-if: fill residual_moments with numpy moments (see fill_mean)",
     )
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--skip-processor", action="store_true")
@@ -1028,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dask-diagnostics",
         action="store_true",
-        help="bare model with/without MALLOC_TRIM_THRESHOLD_ and per-chunk Dask timelines",
+        help="bare model with and without MALLOC_TRIM_THRESHOLD_",
     )
     parser.add_argument("--analyse-pyspy", type=Path, default=None, help="py-spy raw file")
     parser.add_argument(
@@ -1093,16 +815,8 @@ def main(argv: list[str] | None = None) -> None:
             args.chunksizes,
             args.modes,
             args.repeats,
-            args.model_batch,
-            args.dask_no_malloc_trim,
-            args.dask_broadcast_processor,
             tuple(args.models),
-            args.fast_moments,
         )
-        results["info"]["fast_moments"] = args.fast_moments
-        results["info"]["dask_broadcast_processor"] = args.dask_broadcast_processor
-        results["info"]["model_batch"] = args.model_batch
-        results["info"]["dask_no_malloc_trim"] = args.dask_no_malloc_trim
         print_table(results["processor"])
     results["info"]["state_after"] = machine_state()
     results["info"]["code_after"] = code_state()

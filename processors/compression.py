@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import hist
 import numpy as np
 import torch
 from coffea import processor
@@ -30,10 +32,9 @@ from hepae_coffea.model.cache import (
     block_rows,
     get_model,
     in_blocks,
-    model_bytes_sha256,
     resolve_device,
 )
-from hepae_coffea.model.export import check_variables, default_model_path, metadata_from_bytes
+from hepae_coffea.model.handle import ModelSource, open_model
 from hepae_coffea.processing.anomaly_hists import anomaly_hists
 from hepae_coffea.processing.binning import add_counts, add_per_column
 from hepae_coffea.processing.hists import (
@@ -41,6 +42,8 @@ from hepae_coffea.processing.hists import (
     PT_BINNING,
     RESIDUAL_BINNING,
     SCORE_BINNING,
+    distribution_binnings,
+    latent_binnings,
     latent_pairs,
     make_hists,
 )
@@ -58,7 +61,13 @@ from hepae_coffea.variables.registry import (
     unit_scale,
 )
 
-__all__ = ["ChunkResult", "JetCompressionProcessor", "compress_decompress_chunk"]
+__all__ = [
+    "ChunkResult",
+    "JetCompressionProcessor",
+    "compress_decompress_chunk",
+    "compressed_chunk_name",
+    "fill_hists",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +176,7 @@ def compress_decompress_chunk(
 
     def flat(name: str) -> np.ndarray:
         arr = ak.flatten(_column(events, collection, prefix, name), axis=1)
-        return ak.to_numpy(arr).astype(np.float64)
+        return np.asarray(ak.to_numpy(arr), dtype=np.float64)
 
     def read(wanted: list[str]) -> np.ndarray:
         mapping, convert = _resolve_columns(available, prefix, wanted, label)
@@ -206,11 +215,20 @@ def compress_decompress_chunk(
     out_of_domain = {r: int((codes == k).sum()) for k, r in enumerate(REASONS)}
     n_nonfinite = out_of_domain["nonfinite"]
     keep &= codes < 0
-    x = np.ascontiguousarray(values[keep], dtype=np.float32)
+    kept_all = bool(keep.all())
+    x = values.astype(np.float32) if kept_all else np.ascontiguousarray(values[keep], np.float32)
     check_units(values_units, meta, where)  # values enter the model in its own units only
     counts = np.zeros(len(counts_all), dtype=np.int64)
     if n_jets:
-        counts = ak.to_numpy(ak.sum(ak.unflatten(keep, counts_all), axis=1)).astype(np.int64)
+        if int(counts_all.sum()) != n_jets:
+            raise ValueError(
+                f"{where}: {n_jets} jets but the jet counts add up to {counts_all.sum()}"
+            )
+        if kept_all:
+            counts = counts_all.copy()
+        else:
+            event = np.repeat(np.arange(len(counts_all)), counts_all)
+            counts = np.bincount(event[keep], minlength=len(counts_all)).astype(np.int64)
     n_beyond = 0
     if event_jets is not None:  # event-level model: the leading J jets of each event together
         xe, me = pad_events(x, counts, event_jets)
@@ -218,14 +236,14 @@ def compress_decompress_chunk(
         n_beyond = int(np.maximum(counts - event_jets, 0).sum())
         if has.any():
             with torch.inference_mode():
-                z, rec_e, js = in_blocks(
+                z_t, rec_e, js = in_blocks(
                     module.encode_decode_score,
                     torch.from_numpy(xe[has]),
                     torch.from_numpy(me[has].astype(np.float32)),
                     block=max(block_rows() // event_jets, 1) if device == "cpu" else None,
                     device=device,
                 )
-            rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z.numpy()
+            rec, s, z = rec_e.numpy()[me[has]], js.numpy()[me[has]], z_t.numpy()
         else:
             z = np.zeros((0, latent_dim), np.float32)
             rec = np.zeros((0, len(variables)), np.float32)
@@ -234,8 +252,10 @@ def compress_decompress_chunk(
         counts = np.minimum(counts, event_jets)
     elif len(x):
         with torch.inference_mode():
-            z, rec, s = in_blocks(module.encode_decode_score, torch.from_numpy(x), device=device)
-        z, rec, s = z.numpy(), rec.numpy(), s.numpy()
+            z_t, rec_t, s_t = in_blocks(
+                module.encode_decode_score, torch.from_numpy(x), device=device
+            )
+        z, rec, s = z_t.numpy(), rec_t.numpy(), s_t.numpy()
     else:  # chunks without jets: empty arrays of the right shape
         z = np.zeros((0, latent_dim), np.float32)
         rec = np.zeros((0, len(variables)), np.float32)
@@ -269,20 +289,132 @@ def compressed_chunk_name(dataset: str, source: str, start: int, stop: int) -> s
     return f"{safe_name(dataset, 'dataset')}/{stem}_{digest}_{start}_{stop}.root"
 
 
-def _set_moments(h, i: int, k: int, values: np.ndarray) -> None:
+def _set_moments(h: hist.Hist[Any], i: int, k: int, values: np.ndarray) -> None:
     """Mean-storage cell (i, k) of an empty histogram set from ``values`` with numpy
     (count, mean, sum of squared deviations): the same state as filling each value, at a
     fraction of the cost (per-value Mean fills were the processor's slowest step)."""
     if values.size == 0:
         return
     mean = float(values.mean())
-    view = h.view()
+    view: Any = h.view()  # a structured (Mean storage) view
     view["count"][i, k] = float(values.size)
     view["value"][i, k] = mean
     view["_sum_of_deltas_squared"][i, k] = float(np.sum((values - mean) ** 2))
 
 
-class JetCompressionProcessor(processor.ProcessorABC):
+#: residual_vs_pt's coarse residual bin of each fine residual bin (same result as indexing
+#: the coarse binning itself, without a second pass over the residuals)
+_COARSE_OF_FINE = RESIDUAL_BINNING.coarsen_to(COARSE_RESIDUAL_BINNING)
+
+
+def fill_hists(
+    out: dict[str, Any],
+    res: ChunkResult,
+    variables: Sequence[str],
+    metadata: Mapping[str, Any],
+    timings: dict[str, float] | None = None,
+) -> None:
+    """Fill one chunk's histograms (``make_hists(metadata)``) and its anomaly histograms.
+
+    Every histogram gets exactly the bins ``Hist.fill`` would give it, but each is filled
+    with one ``np.bincount`` of bin indices computed with numpy (`hepae_coffea.processing.binning`),
+    and what several histograms share is computed once: the differences ``rec - orig``, the
+    residuals' fine bins (the residual-vs-pt histogram's coarse bins are looked up from
+    them) and the event scores.
+
+    Parameters
+    ----------
+    out : dict
+        The chunk's histograms; ``out["anomaly"]`` is set.
+    res : ChunkResult
+        The chunk's compress -> decompress results.
+    variables : sequence of str
+        The model's variables (the columns of ``res.original``).
+    metadata : mapping
+        The model's metadata (the histograms' binnings).
+    timings : dict, optional
+        If given, the seconds spent in each stage are added to it, keyed by stage.
+    """
+    clock = _StageClock(timings)
+    # histograms and residuals in GeV, whatever the model's units
+    orig = to_gev(res.original, variables, res.units)
+    rec = to_gev(res.reconstructed, variables, res.units)
+    canon = [canonical_variable(v) for v in variables]
+    diff = rec - orig
+    # relative for all; the mass (a floor) relative to max(m, 1 GeV)
+    rel_kinds = [v if relative_floor(v) > 0 else "relative" for v in variables]
+    rel = residuals(orig, rec, rel_kinds, diff=diff)
+    # absolute for all ("eta": a plain difference), phi's wrapped
+    absr = residuals(orig, rec, ["phi" if c == "phi" else "eta" for c in canon], diff=diff)
+    finite_rel = np.isfinite(rel)
+    clock("residuals")
+    for i in range(len(canon)):
+        _set_moments(out["residual_moments"], i, 0, rel[finite_rel[:, i], i])
+        _set_moments(out["residual_moments"], i, 1, absr[:, i])
+    clock("residual_moments")
+    # residual axes: exact bin indices from the floats' bits (hepae_coffea.processing.binning)
+    rel_idx = RESIDUAL_BINNING.index(rel)
+    abs_idx = RESIDUAL_BINNING.index(absr)
+    add_per_column(out["residual"], rel_idx, valid=finite_rel)
+    add_per_column(out["residual_abs"], abs_idx)
+    clock("residual, residual_abs")
+    if "pt" in canon:
+        absolute = np.array([residual_kind(v) == "absolute" for v in variables])
+        add_per_column(
+            out["residual_vs_pt"],
+            PT_BINNING.index(orig[:, canon.index("pt")]),
+            _COARSE_OF_FINE[np.where(absolute, abs_idx, rel_idx)],
+            valid=np.where(absolute, np.isfinite(absr), finite_rel),
+        )
+    clock("residual_vs_pt")
+    for i, (v, binning) in enumerate(distribution_binnings(metadata).items()):
+        view = out["distribution"][v].view(flow=True)  # axes: value, version
+        for k, values in enumerate((orig[:, i], rec[:, i])):
+            view[:, k] += np.bincount(binning.index(values), minlength=view.shape[0])
+    clock("distribution")
+    score = res.score.astype(np.float64)
+    add_counts(out["score_jet"], (), SCORE_BINNING.index(score))
+    has = res.counts > 0
+    starts = (np.cumsum(res.counts) - res.counts)[has]
+    event_index = {
+        "max": SCORE_BINNING.index(np.maximum.reduceat(score, starts)),
+        "mean": SCORE_BINNING.index(np.add.reduceat(score, starts) / res.counts[has]),
+    }
+    add_counts(out["score_event_max"], (), event_index["max"])
+    add_counts(out["score_event_mean"], (), event_index["mean"])
+    clock("scores")
+    k = res.latent.shape[1]
+    values_binning, pair_binning = latent_binnings(metadata)
+    add_per_column(out["latent"], values_binning.index(res.latent))
+    pairs = latent_pairs(k)
+    if pairs:
+        idx = pair_binning.index(res.latent[:, : min(k, 4)])
+        for p, (i, j) in enumerate(pairs):
+            add_counts(out["latent_pairs"], (p,), idx[:, i], idx[:, j])
+    clock("latent, latent_pairs")
+    out["anomaly"] = anomaly_hists(
+        res.original, res.score, res.counts, variables, event_score_index=event_index
+    )
+    clock("anomaly")
+
+
+class _StageClock:
+    """Adds the seconds since the previous call to ``timings[stage]`` (nothing without
+    ``timings``)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        if self.timings is None:
+            return
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+class JetCompressionProcessor(processor.ProcessorABC):  # type: ignore[misc]  # coffea is untyped
     """Compress -> decompress jets chunk by chunk and histogram residuals and scores.
 
     The processor holds only configuration and the model file's bytes, so it pickles to
@@ -290,8 +422,9 @@ class JetCompressionProcessor(processor.ProcessorABC):
 
     Parameters
     ----------
-    model : path or bytes, optional
-        TorchScript model file written by hepae-coffea (default: the shipped model).
+    model : path, bytes or ModelHandle, optional
+        TorchScript model file written by hepae-coffea (default: the shipped model), read
+        once (see `hepae_coffea.model.handle.open_model`).
     collection : str
         Jet collection name (NanoAOD ``Jet``), or prefix of flat jagged branches.
     fields : mapping, optional
@@ -323,14 +456,14 @@ class JetCompressionProcessor(processor.ProcessorABC):
 
     def __init__(
         self,
-        model: str | os.PathLike | bytes | None = None,
+        model: ModelSource = None,
         *,
         collection: str = "Jet",
         fields: Mapping[str, str] | None = None,
         pt_min: float | None = None,
         abs_eta_max: float | None = None,
         torch_threads: int | None = None,
-        compress_dir: str | os.PathLike | None = None,
+        compress_dir: str | os.PathLike[str] | None = None,
         latent_bits: int | None = None,
         compression: str = "zstd",
         level: int = 5,
@@ -343,20 +476,11 @@ class JetCompressionProcessor(processor.ProcessorABC):
         if device.split(":", 1)[0] not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
         self.device = device
-        if isinstance(model, bytes | bytearray):
-            self.model_bytes = bytes(model)
-            label = "model bytes"
-        else:
-            path = Path(model) if model is not None else default_model_path()
-            if not path.exists():
-                raise ModelFileError(f"{path}: model file not found")
-            self.model_bytes = path.read_bytes()
-            label = str(path)
-        self.metadata = metadata_from_bytes(self.model_bytes, label)
-        self.sha256 = model_bytes_sha256(self.model_bytes)
-        self.variables = [v["name"] for v in self.metadata["variables"]]
-        model_level = self.metadata.get("level", "jet")
-        self.event_jets = int(self.metadata["event_jets"]) if model_level == "event" else None
+        self.model = open_model(model)
+        label = self.model.label
+        self.metadata = self.model.metadata
+        self.variables = self.model.variables
+        self.event_jets = self.model.event_jets
         self.collection = collection
         self.fields = dict(fields or {})
         unknown = set(self.fields) - set(self.variables)
@@ -378,9 +502,19 @@ class JetCompressionProcessor(processor.ProcessorABC):
         self.precision = precision
         self.sources = {k: dict(v) for k, v in (sources or {}).items()}
 
+    @property
+    def model_bytes(self) -> bytes:
+        """The model file's bytes."""
+        return self.model.data
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the model file (the per-worker cache key)."""
+        return self.model.sha256
+
     def check_variables(self, requested: Sequence[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
-        check_variables(self.metadata, requested)
+        self.model.check_variables(requested)
 
     def process(self, events: ak.Array) -> dict[str, Any]:
         if self.torch_threads is not None and torch.get_num_threads() != self.torch_threads:
@@ -407,7 +541,6 @@ class JetCompressionProcessor(processor.ProcessorABC):
         )
         out = make_hists(self.metadata)
         self._fill(out, res)
-        out["anomaly"] = anomaly_hists(res.original, res.score, res.counts, self.variables)
         c = out["counters"]
         c["events"] = len(events)
         c["jets"] = res.n_jets
@@ -436,12 +569,16 @@ class JetCompressionProcessor(processor.ProcessorABC):
         variables = self.variables if codec in (None, "ae") else ["pt", "eta", "phi", "mass"]
         return detect_source(path, variables, units=self.units, tree=tree)[0]
 
-    def _write_chunk(self, meta: Mapping[str, Any], dataset: str, res: ChunkResult) -> dict:
+    def _write_chunk(
+        self, meta: Mapping[str, Any], dataset: str, res: ChunkResult
+    ) -> dict[str, Any]:
         from hepae_coffea.compress.files import ChunkJets, write_compressed_chunk
 
         src = meta["filename"]
         tree = meta.get("treename", "Events")
         start, stop = int(meta["entrystart"]), int(meta["entrystop"])
+        if self.compress_dir is None:
+            raise ValueError("the processor has no compress_dir to write chunks to")
         out = Path(self.compress_dir) / compressed_chunk_name(dataset, src, start, stop)
         jets = None
         if res.values is not None and res.jet_counts is not None:
@@ -467,49 +604,7 @@ class JetCompressionProcessor(processor.ProcessorABC):
         return {"files": [str(out)], "events": events, "jets": n}
 
     def _fill(self, out: dict[str, Any], res: ChunkResult) -> None:
-        # histograms and residuals in GeV, whatever the model's units
-        orig = to_gev(res.original, self.variables, res.units)
-        rec = to_gev(res.reconstructed, self.variables, res.units)
-        # relative for all; the mass (a floor) relative to max(m, 1 GeV)
-        rel_kinds = [v if relative_floor(v) > 0 else "relative" for v in self.variables]
-        rel = residuals(orig, rec, rel_kinds)
-        canon = [canonical_variable(v) for v in self.variables]
-        # absolute for all ("eta": a plain difference), phi's wrapped
-        absr = residuals(orig, rec, ["phi" if c == "phi" else "eta" for c in canon])
-        for i in range(len(canon)):
-            _set_moments(out["residual_moments"], i, 0, rel[np.isfinite(rel[:, i]), i])
-            _set_moments(out["residual_moments"], i, 1, absr[:, i])
-        # residual axes: exact bin indices from the floats' bits (hepae_coffea.processing.binning)
-        finite_rel = np.isfinite(rel)
-        add_per_column(out["residual"], RESIDUAL_BINNING.index(rel), valid=finite_rel)
-        add_per_column(out["residual_abs"], RESIDUAL_BINNING.index(absr))
-        if "pt" in canon:
-            kinds = [residual_kind(v) == "absolute" for v in self.variables]
-            preferred = np.where(kinds, absr, rel)
-            add_per_column(
-                out["residual_vs_pt"],
-                PT_BINNING.index(orig[:, canon.index("pt")]),
-                COARSE_RESIDUAL_BINNING.index(preferred),
-                valid=np.isfinite(preferred),
-            )
-        for i, v in enumerate(self.variables):
-            h = out["distribution"][v]
-            h.fill(value=orig[:, i], version="original")
-            h.fill(value=rec[:, i], version="reconstructed")
-        score = res.score.astype(np.float64)
-        add_counts(out["score_jet"], (), SCORE_BINNING.index(score))
-        has = res.counts > 0
-        starts = (np.cumsum(res.counts) - res.counts)[has]
-        add_counts(
-            out["score_event_max"], (), SCORE_BINNING.index(np.maximum.reduceat(score, starts))
-        )
-        mean = np.add.reduceat(score, starts) / res.counts[has]
-        add_counts(out["score_event_mean"], (), SCORE_BINNING.index(mean))
-        k = res.latent.shape[1]
-        for d in range(k):
-            out["latent"].fill(dim=d, z=res.latent[:, d])
-        for i, j in latent_pairs(k):
-            out["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
+        fill_hists(out, res, self.variables, self.metadata)
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

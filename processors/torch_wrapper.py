@@ -15,23 +15,25 @@ For analyses built on ``NanoEventsFactory(..., mode="dask")`` or
 units (``fmt.units``). Fields are found by their aliases (PHYSLITE's ``m`` is the mass;
 Open Data's ``E``/``e`` gives the mass from pt, eta and E).
 
-As in coffea, the model is loaded lazily on each worker from the TorchScript file (which
-must be readable at the same path there), never pickled as a live module.
+The model file is read once, when the wrapper is made (`hepae_coffea.model.handle.open_model`:
+a path, the file's bytes or a handle); its bytes travel with the wrapper, and each worker
+builds the TorchScript module once, from its per-worker cache, never pickling a live module.
+The file therefore need not be readable on the workers.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 import numpy as np
+import torch
 from coffea.ml_tools.torch_wrapper import torch_wrapper
 
-from hepae_coffea.model.cache import DEVICES, resolve_device
-from hepae_coffea.model.export import check_variables, default_model_path, read_metadata
+from hepae_coffea.model.cache import DEVICES, get_model, resolve_device
+from hepae_coffea.model.handle import ModelSource, open_model
 from hepae_coffea.variables.registry import (
     canonical_variable,
     energy_like,
@@ -46,12 +48,12 @@ __all__ = ["OUTPUTS", "JetAutoencoderWrapper"]
 OUTPUTS = ("reconstructed", "latent", "score")
 
 
-class JetAutoencoderWrapper(torch_wrapper):
+class JetAutoencoderWrapper(torch_wrapper):  # type: ignore[misc]  # coffea is untyped
     """Run a hepae-coffea model on (dask-)awkward jet collections.
 
     Parameters
     ----------
-    model : path, optional
+    model : path, bytes or ModelHandle, optional
         hepae-coffea TorchScript file; the shipped default when omitted.
     fields : mapping, optional
         ``{model variable: field of the jet collection}`` where names differ.
@@ -67,7 +69,7 @@ class JetAutoencoderWrapper(torch_wrapper):
 
     def __init__(
         self,
-        model: str | os.PathLike | None = None,
+        model: ModelSource = None,
         fields: Mapping[str, str] | None = None,
         output: str = "reconstructed",
         units: str | None = None,
@@ -76,9 +78,9 @@ class JetAutoencoderWrapper(torch_wrapper):
         if device.split(":", 1)[0] not in DEVICES:
             raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
         self.device_name = device
-        path = str(model) if model is not None else str(default_model_path())
-        self.metadata = read_metadata(path)
-        self.variables = [v["name"] for v in self.metadata["variables"]]
+        self.handle = open_model(model)
+        self.metadata = self.handle.metadata
+        self.variables = self.handle.variables
         self.user_fields = dict(fields or {})
         self.fields = {v: self.user_fields.get(v, v) for v in self.variables}
         self.units = normalise_units(units or "GeV", "units")
@@ -88,24 +90,20 @@ class JetAutoencoderWrapper(torch_wrapper):
         self.output = output
         width = int(self.metadata["latent_dim"]) if output == "latent" else len(self.variables)
         shape = (None,) if output == "score" else (None, width)
-        super().__init__(path, expected_output_shape=shape)
+        # coffea's torch_jit names the model (in errors); the module comes from the handle
+        super().__init__(self.handle.label, expected_output_shape=shape)
 
-    def _create_device(self):
-        import torch
-
+    def _create_device(self) -> torch.device:
         return torch.device(resolve_device(self.device_name))
 
-    def _create_model(self):
-        import torch
-
-        # model files are device-neutral: load on the CPU, then move
-        model = torch.jit.load(self.torch_jit, map_location="cpu").to(self.device)
-        model.eval()
-        return model
+    def _create_model(self) -> torch.jit.ScriptModule:
+        # model files are device-neutral: the per-worker cache loads on the CPU, then moves
+        device = str(self.device)
+        return get_model(self.handle.data, self.handle.sha256, device)[0]
 
     def check_variables(self, requested: list[str]) -> None:
         """Fail unless the model's variables are ``requested`` (in order)."""
-        check_variables(self.metadata, requested)
+        self.handle.check_variables(requested)
 
     def _field(self, flat: ak.Array, variable: str) -> ak.Array:
         """A model variable's values from the flat jets, in the model's units."""
@@ -146,10 +144,8 @@ class JetAutoencoderWrapper(torch_wrapper):
             )
 
     def numpy_call(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
         if len(x) == 0:
-            return super().numpy_call(x)
+            return np.asarray(super().numpy_call(x))
         t = torch.from_numpy(np.require(x, np.float32, ["C", "W"])).to(self.device)
         with torch.no_grad():
             if self.output == "latent":
@@ -158,14 +154,14 @@ class JetAutoencoderWrapper(torch_wrapper):
                 out = self.model.score(t)
             else:
                 out = self.model(t)
-        return out.cpu().numpy()
+        return np.asarray(out.cpu().numpy())
 
     def reconstruct(self, jets: ak.Array, output: str | None = None) -> ak.Array:
         """Per-jet results mapped back onto the event structure of ``jets``."""
         wrapper = self
         if output is not None and output != self.output:
             wrapper = JetAutoencoderWrapper(
-                self.torch_jit, self.user_fields, output, self.units, self.device_name
+                self.handle, self.user_fields, output, self.units, self.device_name
             )
         flat = wrapper(jets)
         if isinstance(jets, ak.Array):
@@ -176,4 +172,5 @@ class JetAutoencoderWrapper(torch_wrapper):
         # counts are partition-compatible; dak.unflatten warns about that on every call.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Please ensure that", category=UserWarning)
-            return dak.unflatten(flat, dak.num(jets, axis=1))
+            # dask_awkward re-exports these names without __all__ (mypy: not exported)
+            return dak.unflatten(flat, dak.num(jets, axis=1))  # type: ignore[attr-defined]

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import math
 import typing
 
 import hist
 import numpy as np
 import pytest
 
-from hepae_coffea.processing.binning import Log2Binning, add_counts, add_per_column
+from hepae_coffea.processing.binning import (
+    Log2Binning,
+    RegularBinning,
+    VariableBinning,
+    add_counts,
+    add_per_column,
+)
 from hepae_coffea.processing.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
@@ -119,3 +126,51 @@ def test_binning_annotations_resolve(func):
     assert hints["return"] in (None, type(None), np.ndarray)
     if func is add_per_column:
         assert hints["valid"] == np.ndarray | None
+
+
+def _around(edges: np.ndarray) -> np.ndarray:
+    """The edges and the floats just below and above each."""
+    return np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+
+
+@pytest.mark.parametrize(
+    ("n", "lo", "hi"), [(64, -math.pi, math.pi), (100, -5.0, 5.0), (200, 0.0, 1.0), (60, -0.1, 1.3)]
+)
+def test_regular_index_equals_hist_fill(n, lo, hi):
+    b = RegularBinning(n, lo, hi)
+    ax = b.axis("v")
+    rng = np.random.default_rng(n)
+    x = np.concatenate(
+        [rng.uniform(lo - 1, hi + 1, 50_000), _around(ax.edges), [np.nan, np.inf, -np.inf]]
+    )
+    h = hist.Hist(ax)
+    h.fill(x)
+    np.testing.assert_array_equal(np.bincount(b.index(x), minlength=n + 2), h.values(flow=True))
+    # by hand: 0 underflow, 1..n bins, n + 1 overflow (NaN included)
+    assert b.index(np.array([lo - 1e-9, lo, hi, np.nan])).tolist() == [0, 1, n + 1, n + 1]
+
+
+def test_variable_index_equals_hist_fill():
+    b = VariableBinning(tuple(np.geomspace(0.5, 3000.0, 81)))
+    edges = np.asarray(b.edges)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(0, 4000, 50_000), _around(edges), [np.nan, -np.inf, 0.0]])
+    h = hist.Hist(b.axis("v"))
+    h.fill(x)
+    np.testing.assert_array_equal(np.bincount(b.index(x), minlength=82), h.values(flow=True))
+    assert b.index(np.array([0.4, 0.5, 3000.0])).tolist() == [0, 1, 81]
+    with pytest.raises(ValueError, match="edges must increase"):
+        VariableBinning((1.0, 1.0))
+
+
+def test_coarsen_to_equals_indexing_the_coarse_binning():
+    fine, coarse = Log2Binning(-24, 4, 4, symmetric=True), Log2Binning(-20, 4, 2, symmetric=True)
+    lut = fine.coarsen_to(coarse)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(100_000) * 10.0 ** rng.uniform(-9, 2, 100_000)
+    x = np.concatenate([x, _around(fine.edges()), [0.0, -0.0, np.nan, np.inf, -np.inf, 1e300]])
+    np.testing.assert_array_equal(lut[fine.index(x)], coarse.index(x))
+    with pytest.raises(ValueError, match="not a coarsening"):
+        coarse.coarsen_to(fine)  # the other way round
+    with pytest.raises(ValueError, match="not a coarsening"):
+        Log2Binning(-24, 4, 4, symmetric=True).coarsen_to(Log2Binning(-20, 5, 2, symmetric=True))

@@ -265,3 +265,71 @@ def test_fast_fills_equal_hist_fill(jet_sample):
         h = out[name].copy().reset()
         h.fill(score=values)
         np.testing.assert_array_equal(out[name].view(flow=True), h.view(flow=True), err_msg=name)
+
+
+def test_every_histogram_equals_plain_hist_fill(jet_sample):
+    """fill_hists' bincount fills give, histogram by histogram, the bins of plain
+    ``Hist.fill`` calls on values computed here with numpy (residuals by hand)."""
+    from hepae_coffea.processing.anomaly import event_baselines
+    from hepae_coffea.processing.anomaly_hists import BASELINES, make_anomaly_hists
+    from hepae_coffea.processing.hists import make_hists
+    from hepae_coffea.processors.compression import ChunkResult, fill_hists
+
+    path, _, _ = jet_sample
+    proc = JetCompressionProcessor()
+    res = compress_decompress_chunk(
+        _events(path), proc.model_bytes, proc.sha256, proc.variables, 3, metadata=proc.metadata
+    )
+    rng = np.random.default_rng(5)
+    # the sample's jets, plus spread latents with values on and outside the axis edges
+    latent = np.concatenate([res.latent, rng.uniform(-0.2, 1.2, (200, 3)).astype(np.float32)])
+    latent[:5] = [[0.0, 1.0, np.nan]] * 5
+    n = len(res.original)
+    res = ChunkResult(
+        res.original, res.reconstructed, latent[:n], res.score, res.counts, n, n, 0, False
+    )
+    out = make_hists(proc.metadata)
+    timings: dict[str, float] = {}
+    fill_hists(out, res, proc.variables, proc.metadata, timings)
+    assert {"residuals", "distribution", "anomaly"} <= set(timings)
+
+    ref = make_hists(proc.metadata)
+    orig, rec = res.original.astype(np.float64), res.reconstructed.astype(np.float64)
+    for i, v in enumerate(proc.variables):
+        ref["distribution"][v].fill(value=orig[:, i], version="original")
+        ref["distribution"][v].fill(value=rec[:, i], version="reconstructed")
+        a = out["distribution"][v].view(flow=True)
+        np.testing.assert_array_equal(a, ref["distribution"][v].view(flow=True), err_msg=v)
+        assert a.sum() == 2 * n
+    for d in range(3):
+        ref["latent"].fill(dim=d, z=res.latent[:, d])
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        ref["latent_pairs"].fill(pair=f"{i}-{j}", zx=res.latent[:, i], zy=res.latent[:, j])
+    for name in ("latent", "latent_pairs"):
+        np.testing.assert_array_equal(
+            out[name].view(flow=True), ref[name].view(flow=True), err_msg=name
+        )
+    # moments by hand: relative for pt, eta, phi (plain), mass against max(m, 1 GeV)
+    diff = rec - orig
+    rel = diff / np.stack([orig[:, 0], orig[:, 1], orig[:, 2], np.maximum(orig[:, 3], 1.0)], 1)
+    mom = out["residual_moments"].view()
+    for i in range(4):
+        fin = rel[np.isfinite(rel[:, i]), i]
+        assert mom["count"][i, 0] == fin.size
+        np.testing.assert_allclose(mom["value"][i, 0], fin.mean(), rtol=1e-12)
+    np.testing.assert_allclose(mom["value"][0, 1], diff[:, 0].mean(), rtol=1e-12)
+    # anomaly histograms: leading jet and event scores per event, by hand
+    anomaly = make_anomaly_hists()
+    base = event_baselines(orig[:, 0], orig[:, 3], res.counts)
+    for name in BASELINES:
+        anomaly["baseline"].fill(observable=name, value=base[name])
+    per_event = res.unflatten(res.score.astype(np.float64))
+    has = res.counts > 0
+    for kind, reduce in (("max", ak.max), ("mean", ak.mean)):
+        ev = ak.to_numpy(reduce(per_event, axis=1)[has])
+        for name in BASELINES[:2]:
+            anomaly["score_vs_leading"].fill(kind=kind, observable=name, score=ev, value=base[name])
+    for name, h in anomaly.items():
+        np.testing.assert_array_equal(
+            out["anomaly"][name].view(flow=True), h.view(flow=True), err_msg=name
+        )

@@ -323,3 +323,29 @@ def test_missing_variable_branch_is_reported(tmp_path):
         MissingBranchError, match=r"\['mass'\].*available: \['Jet_eta', 'Jet_phi', 'Jet_pt'\]"
     ):
         run([path])
+
+
+def test_iterative_run_uses_one_torch_thread_and_restores_the_setting(two_datasets, monkeypatch):
+    import torch
+
+    from hepae_coffea.processors.compression import JetCompressionProcessor
+
+    seen = []
+    real = JetCompressionProcessor.process
+
+    def process(self, events):
+        out = real(self, events)
+        seen.append(torch.get_num_threads())
+        return out
+
+    monkeypatch.setattr(JetCompressionProcessor, "process", process)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run({"qcd": two_datasets["qcd"]}, chunksize=100, maxchunks=1)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2  # the caller's setting, restored
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="torch_threads must be >= 1"):
+        run({"qcd": two_datasets["qcd"]}, torch_threads=0)

@@ -75,7 +75,12 @@ def make_anomaly_hists() -> dict[str, hist.Hist[Any]]:
 
 
 def anomaly_hists(
-    original: np.ndarray, score: np.ndarray, counts: np.ndarray, variables: Sequence[str]
+    original: np.ndarray,
+    score: np.ndarray,
+    counts: np.ndarray,
+    variables: Sequence[str],
+    *,
+    event_score_index: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, hist.Hist[Any]]:
     """Filled anomaly histograms of one chunk.
 
@@ -89,6 +94,10 @@ def anomaly_hists(
         Jets per event (``original`` rows belong to events in order).
     variables : sequence of str
         The model's variables (the columns of ``original``).
+    event_score_index : mapping, optional
+        ``{"max": ..., "mean": ...}``: the ``SCORE_BINNING`` flow-inclusive indices of the
+        event scores (`hepae_coffea.processing.anomaly.event_scores`), when the caller
+        has computed them already.
     """
     out = make_anomaly_hists()
     canon = [canonical_variable(v) for v in variables]
@@ -99,17 +108,18 @@ def anomaly_hists(
         np.asarray(original[:, canon.index("mass")], dtype=np.float64) if "mass" in canon else None
     )
     base = event_baselines(pt, mass, counts)
-    ev = event_scores(score, counts)
+    if event_score_index is None:
+        ev = event_scores(score, counts)
+        event_score_index = {kind: SCORE_BINNING.index(ev[kind]) for kind in SCORE_KINDS}
     for i, name in enumerate(BASELINES):
         if name in base:
             add_counts(out["baseline"], (i,), BASELINE_BINNING.index(base[name]))
+    leading = {name: LEADING_BINNING.index(base[name]) for name in BASELINES[:2] if name in base}
     for k, kind in enumerate(SCORE_KINDS):
-        s_idx = SCORE_BINNING.index(ev[kind])
+        s_idx = event_score_index[kind]
         for j, name in enumerate(BASELINES[:2]):
             if name in base:
-                add_counts(
-                    out["score_vs_leading"], (k, j), s_idx, LEADING_BINNING.index(base[name])
-                )
+                add_counts(out["score_vs_leading"], (k, j), s_idx, leading[name])
     return out
 
 

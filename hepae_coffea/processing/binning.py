@@ -7,6 +7,12 @@ so :meth:`Log2Binning.index` finds it with integer arithmetic in a few ns per va
 same result as ``hist``'s own fill (a binary search costing 30-45 ns per value over
 hundreds of edges, and more for spread values than for identical ones). Values on an
 edge go to the bin above, NaN to overflow, as in boost-histogram.
+
+:class:`RegularBinning` and :class:`VariableBinning` do the same for the processor's other
+axes (``hist.axis.Regular`` and ``hist.axis.Variable``): their ``index`` repeats
+boost-histogram's own arithmetic, so that every histogram is filled with one
+``np.bincount`` (:func:`add_counts`, :func:`add_per_column`) and the same bins as
+``Hist.fill``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from typing import Any
 import hist
 import numpy as np
 
-__all__ = ["Log2Binning", "add_counts", "add_per_column"]
+__all__ = [
+    "Binning",
+    "Log2Binning",
+    "RegularBinning",
+    "VariableBinning",
+    "add_counts",
+    "add_per_column",
+]
 
 _MANTISSA = 52
 _ABS_MASK = np.int64(0x7FFF_FFFF_FFFF_FFFF)
@@ -81,12 +94,39 @@ class Log2Binning:
             np.negative(flow, out=flow, where=neg)
             flow >>= shift
             flow += p + 1 - base
-            flow += neg * (2 * base - 1)
+            np.add(flow, 2 * base - 1, out=flow, where=neg)
             np.clip(flow, 0, 2 * p, out=flow)
         nan = np.isnan(x)
         if nan.any():
             flow[nan] = len(self.edges())  # overflow, as boost-histogram does
         return flow
+
+    def n_bins(self) -> int:
+        """Bins without the flow bins."""
+        return 2 * self.n_side - 1 if self.symmetric else self.n_side - 1
+
+    def coarsen_to(self, coarse: Log2Binning) -> np.ndarray:
+        """Lookup table from this binning's flow-inclusive indices to ``coarse``'s.
+
+        ``coarse.index(x) == self.coarsen_to(coarse)[self.index(x)]`` for every float
+        ``x``: each of this binning's bins lies inside one bin of ``coarse``, whose edges
+        must be a subset of this binning's edges plus ``coarse``'s central bin (else
+        ``ValueError``).
+        """
+        fine = self.edges()
+        wide = coarse.edges()
+        inner = wide if not coarse.symmetric else wide[np.abs(wide) != 2.0**coarse.lo_exp]
+        if (
+            self.symmetric != coarse.symmetric
+            or fine[0] != wide[0]
+            or fine[-1] != wide[-1]
+            or not np.isin(inner, fine).all()
+        ):
+            raise ValueError(f"{coarse} is not a coarsening of {self}")
+        lut = np.empty(len(fine) + 1, dtype=np.int64)
+        lut[0] = 0  # underflow: below the shared first edge
+        lut[1:] = coarse.index(fine)  # a bin's lower edge lies in it; the last: overflow
+        return lut
 
 
 def add_counts(h: hist.Hist[Any], at: tuple[int, ...], *flow_indices: np.ndarray) -> None:
@@ -113,3 +153,61 @@ def add_per_column(
         flat = flat * axis_size + (idx if idx.ndim == 2 else idx[:, None])
     flat = flat[valid] if valid is not None else flat.ravel()
     view += np.bincount(flat, minlength=view.size).reshape(view.shape)
+
+
+@dataclass(frozen=True)
+class RegularBinning:
+    """``n`` equal bins from ``lo`` to ``hi``: ``hist.axis.Regular(n, lo, hi)``."""
+
+    n: int
+    lo: float
+    hi: float
+
+    def __post_init__(self) -> None:
+        if not (self.n >= 1 and self.hi > self.lo):
+            raise ValueError(f"invalid regular binning {self}")
+
+    def axis(self, name: str, label: str = "") -> hist.axis.Regular:
+        """The matching ``hist`` axis (with under- and overflow)."""
+        return hist.axis.Regular(self.n, self.lo, self.hi, name=name, label=label or name)
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """Flow-inclusive bin index of each value, as boost-histogram computes it:
+        ``z = (x - lo) / (hi - lo)``, bin ``floor(z n)`` for ``0 <= z < 1``, underflow
+        below, overflow above and for NaN."""
+        x = np.asarray(values, dtype=np.float64)
+        z = x - self.lo
+        z /= self.hi - self.lo
+        z *= self.n  # int(z n) of 0 <= z < 1 is at most n (overflow): clipping to n agrees
+        np.fmin(z, self.n, out=z)  # NaN -> n: overflow
+        np.maximum(z, -1.0, out=z)  # underflow
+        np.floor(z, out=z)
+        flow = z.astype(np.int64)
+        flow += 1
+        return flow
+
+
+@dataclass(frozen=True)
+class VariableBinning:
+    """Bins between the given increasing ``edges``: ``hist.axis.Variable(edges)``."""
+
+    edges: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        e = np.asarray(self.edges, dtype=np.float64)
+        if len(e) < 2 or not (np.diff(e) > 0).all():
+            raise ValueError(f"invalid variable binning: edges must increase, got {self.edges}")
+
+    def axis(self, name: str, label: str = "") -> hist.axis.Variable:
+        """The matching ``hist`` axis (with under- and overflow)."""
+        return hist.axis.Variable(list(self.edges), name=name, label=label or name)
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """Flow-inclusive bin index of each value (edges belong to the bin above, NaN to
+        overflow), as boost-histogram's binary search finds it."""
+        x = np.asarray(values, dtype=np.float64)
+        return np.searchsorted(np.asarray(self.edges, dtype=np.float64), x, side="right")
+
+
+#: any of the bit-indexable binnings
+Binning = Log2Binning | RegularBinning | VariableBinning

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..variables.domain import REASONS
 from ..variables.registry import canonical_variable, residual_kind, unit_label
-from .binning import Log2Binning
+from .binning import Log2Binning, RegularBinning, VariableBinning
 
 __all__ = [
     "COARSE_RESIDUAL_BINNING",
@@ -25,7 +25,10 @@ __all__ = [
     "SCORE_BINNING",
     "SCORE_EDGES",
     "distribution_axis",
+    "distribution_binning",
+    "distribution_binnings",
     "hist_quantile",
+    "latent_binnings",
     "latent_pairs",
     "make_hists",
     "moments_mean_rms",
@@ -52,25 +55,50 @@ def _label(variable: str) -> str:
     return f"{variable} [{unit}]" if unit else variable
 
 
+def distribution_binning(
+    variable: str, rng: Sequence[float] | None
+) -> RegularBinning | VariableBinning:
+    """Binning of a variable's original/reconstructed distribution, from its training range.
+
+    ``rng`` is (min, median, max) of the training data, as stored in the model metadata.
+    """
+    canon = canonical_variable(variable)
+    if canon == "phi":
+        return RegularBinning(64, -math.pi, math.pi)
+    if canon == "eta":
+        return RegularBinning(100, -5.0, 5.0)
+    lo, _, hi = rng if rng is not None else (0.0, 1.0, 1.0)
+    if canon in ("pt", "mass", "E") and hi > 0:
+        start = max(lo, hi * 1e-3, 1e-3)
+        return VariableBinning(tuple(float(e) for e in np.geomspace(start, hi * 2.0, 81)))
+    pad = 0.05 * (hi - lo) or 1.0
+    return RegularBinning(100, lo - pad, hi + pad)
+
+
 def distribution_axis(variable: str, rng: Sequence[float] | None) -> hist.axis.AxisProtocol:
     """Axis for a variable's original/reconstructed distribution, from its training range.
 
     ``rng`` is (min, median, max) of the training data, as stored in the model metadata.
     """
-    canon = canonical_variable(variable)
-    name = "value"
-    if canon == "phi":
-        return hist.axis.Regular(64, -math.pi, math.pi, name=name, label=_label(variable))
-    if canon == "eta":
-        return hist.axis.Regular(100, -5.0, 5.0, name=name, label=_label(variable))
-    lo, _, hi = rng if rng is not None else (0.0, 1.0, 1.0)
-    if canon in ("pt", "mass", "E") and hi > 0:
-        start = max(lo, hi * 1e-3, 1e-3)
-        return hist.axis.Variable(
-            np.geomspace(start, hi * 2.0, 81), name=name, label=_label(variable)
-        )
-    pad = 0.05 * (hi - lo) or 1.0
-    return hist.axis.Regular(100, lo - pad, hi + pad, name=name, label=_label(variable))
+    return distribution_binning(variable, rng).axis("value", _label(variable))
+
+
+def distribution_binnings(
+    metadata: Mapping[str, Any],
+) -> dict[str, RegularBinning | VariableBinning]:
+    """``{variable: binning}`` of the ``distribution`` histograms of :func:`make_hists`."""
+    ranges = metadata.get("training", {}).get("data", {}).get("ranges", {})
+    return {
+        v["name"]: distribution_binning(v["name"], ranges.get(v["name"]))
+        for v in metadata["variables"]
+    }
+
+
+def latent_binnings(metadata: Mapping[str, Any]) -> tuple[RegularBinning, RegularBinning]:
+    """Binnings of the ``latent`` histogram's values and of the ``latent_pairs`` axes."""
+    lat = metadata.get("latent_range") or [0.0, 1.0]
+    lo, hi = float(lat[0]), float(lat[1])
+    return RegularBinning(200, lo, hi), RegularBinning(60, lo, hi)
 
 
 def latent_pairs(latent_dim: int) -> list[tuple[int, int]]:
@@ -84,8 +112,8 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Empty histograms for one dataset, built from a model's metadata."""
     variables = [v["name"] for v in metadata["variables"]]
     k = int(metadata["latent_dim"])
-    ranges = metadata.get("training", {}).get("data", {}).get("ranges", {})
-    lat = metadata.get("latent_range") or [0.0, 1.0]
+    distributions = distribution_binnings(metadata)
+    lat, lat_pair = latent_binnings(metadata)
     var_axis = hist.axis.StrCategory(variables, name="variable", label="Variable", overflow=False)
     res_axis = RESIDUAL_BINNING.axis("residual", "(rec - orig)/orig")
     abs_axis = RESIDUAL_BINNING.axis("residual", "rec - orig")
@@ -105,7 +133,7 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "distribution": {
             v: hist.Hist(
-                distribution_axis(v, ranges.get(v)),
+                distributions[v].axis("value", _label(v)),
                 hist.axis.StrCategory(
                     ["original", "reconstructed"], name="version", overflow=False
                 ),
@@ -119,7 +147,7 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
             hist.axis.IntCategory(
                 list(range(k)), name="dim", label="latent dimension", overflow=False
             ),
-            hist.axis.Regular(200, float(lat[0]), float(lat[1]), name="z", label="latent value"),
+            lat.axis("z", "latent value"),
         ),
         "latent_pairs": hist.Hist(
             hist.axis.StrCategory(
@@ -128,8 +156,8 @@ def make_hists(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 label="latent pair",
                 overflow=False,
             ),
-            hist.axis.Regular(60, float(lat[0]), float(lat[1]), name="zx", label="first latent"),
-            hist.axis.Regular(60, float(lat[0]), float(lat[1]), name="zy", label="second latent"),
+            lat_pair.axis("zx", "first latent"),
+            lat_pair.axis("zy", "second latent"),
         ),
         "counters": {
             "events": 0,

@@ -33,18 +33,22 @@ def residuals(
     reconstructed: np.ndarray,
     variables: Sequence[str],
     units: str = "GeV",
+    *,
+    diff: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-jet residuals: (rec - orig)/orig, or rec - orig for eta and phi (phi wrapped).
 
     The jet mass is judged relative to ``max(|orig|, 1 GeV)`` (``units`` says what the
     values are in): near m = 0 a plain relative residual explodes. Other relative residuals
-    of jets with ``orig == 0`` are NaN (and count as non-finite).
+    of jets with ``orig == 0`` are NaN (and count as non-finite). ``diff``, if given, is
+    ``rec - orig`` in float64, computed once by a caller that needs several residuals.
     """
     orig = np.asarray(original, dtype=np.float64)
-    rec = np.asarray(reconstructed, dtype=np.float64)
+    if diff is None:
+        diff = np.asarray(reconstructed, dtype=np.float64) - orig
     out = np.empty_like(orig)
     for i, v in enumerate(variables):
-        d = rec[:, i] - orig[:, i]
+        d = diff[:, i]
         if canonical_variable(v) == "phi":
             d = wrap_phi(d)
         if residual_kind(v) == "absolute":
@@ -52,7 +56,9 @@ def residuals(
         else:
             floor = relative_floor(v, units)
             den = np.maximum(np.abs(orig[:, i]), floor) if floor > 0 else orig[:, i]
-            out[:, i] = np.divide(d, den, out=np.full_like(d, np.nan), where=den != 0)
+            col = out[:, i]
+            col[...] = np.nan
+            np.divide(d, den, out=col, where=den != 0)
     return out
 
 

@@ -21,6 +21,7 @@ from ..errors import HepaeError, InputFileError
 from ..io.atomic import atomic_outputs
 from ..io.formats import JetFormat, detect_format, tree_keys
 from ..io.jets import _resolve_columns
+from ..model.handle import ModelSource
 from ..variables.registry import residual_kind
 from .hists import hist_quantile, moments_mean_rms, preferred_residual, sigma68_from_hist
 
@@ -125,7 +126,7 @@ def _dataset_files(spec: Any, tree: str | None, where: str) -> dict[str, str]:
 
 
 def build_fileset(
-    inputs: Sequence[str | os.PathLike] | Mapping[str, Any], tree: str | None = None
+    inputs: Sequence[str | os.PathLike[str]] | Mapping[str, Any], tree: str | None = None
 ) -> dict[str, dict[str, dict[str, str]]]:
     """Normalise inputs to coffea's fileset form ``{dataset: {"files": {path: tree}}}``.
 
@@ -135,7 +136,7 @@ def build_fileset(
     after the file) and/or fileset files (``.json``/``.yaml`` in coffea's form; a dataset
     may also be a plain list of paths).
     """
-    raw: dict[str, Any] = {}
+    raw: dict[Any, Any] = {}
     source: dict[str, str] = {}
     if isinstance(inputs, Mapping):
         raw = dict(inputs)
@@ -300,7 +301,7 @@ def _describe_dask_failure(err: BaseException) -> str:
     return text
 
 
-def _robust_dask_executor(base):
+def _robust_dask_executor(base: type[Any]) -> type[Any]:
     """coffea's DaskExecutor with the processor sent along with every chunk and results
     gathered as they finish.
 
@@ -314,10 +315,10 @@ def _robust_dask_executor(base):
       connection to the scheduler lost for longer than ``lost_after`` seconds does too.
     """
 
-    class RobustDaskExecutor(base):
+    class RobustDaskExecutor(base):  # type: ignore[misc]  # base: coffea's DaskExecutor (untyped)
         lost_after: float = 20.0
 
-        def __call__(self, items, function, accumulator):
+        def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
             if self.use_dataframes or not len(items):
                 return super().__call__(items, function, accumulator)
             from coffea.processor.accumulator import accumulate
@@ -388,11 +389,11 @@ def _skipping(inner: Any) -> Any:
     instead of failing the run, so the file can be left out completely afterwards."""
     from coffea import processor
 
-    class SkipFailingFiles(processor.ProcessorABC):
+    class SkipFailingFiles(processor.ProcessorABC):  # type: ignore[misc]  # coffea is untyped
         def __init__(self, inner: Any) -> None:
             self.inner = inner
 
-        def process(self, events):
+        def process(self, events: Any) -> Any:
             try:
                 return self.inner.process(events)
             except HepaeError:
@@ -405,7 +406,7 @@ def _skipping(inner: Any) -> Any:
                 rng = f"[{meta.get('entrystart', '?')}:{meta.get('entrystop', '?')}]"
                 return {"_failed_files": {(name, f"{type(cause).__name__} in {rng}: {why}")}}
 
-        def postprocess(self, accumulator):
+        def postprocess(self, accumulator: Any) -> Any:
             return self.inner.postprocess(accumulator)
 
     return SkipFailingFiles(inner)
@@ -420,8 +421,8 @@ def _root_cause(err: BaseException) -> BaseException:
 
 
 def run(
-    fileset: Sequence[str | os.PathLike] | Mapping[str, Any],
-    model: str | os.PathLike | bytes | None = None,
+    fileset: Sequence[str | os.PathLike[str]] | Mapping[str, Any],
+    model: ModelSource = None,
     *,
     executor: str = "iterative",
     workers: int = 2,
@@ -436,13 +437,14 @@ def run(
     pt_min: float | None = None,
     abs_eta_max: float | None = None,
     status: bool = False,
-    compress_dir: str | os.PathLike | None = None,
+    compress_dir: str | os.PathLike[str] | None = None,
     latent_bits: int | None = None,
     fmt: str | None = None,
     units: str | None = None,
     device: str = "cpu",
     codec: str | None = None,
     precision: str | None = None,
+    torch_threads: int | None = 1,
 ) -> RunResult:
     """Run the compression processor over a fileset and return the accumulated output.
 
@@ -450,7 +452,7 @@ def run(
     ----------
     fileset : fileset mapping or list of paths
         See :func:`build_fileset`.
-    model : path or bytes, optional
+    model : path, bytes or ModelHandle, optional
         hepae-coffea TorchScript model; the shipped default when omitted.
     executor : {"iterative", "futures", "dask"}
         coffea executor. ``dask`` uses ``client`` if given, else connects to ``scheduler``,
@@ -475,6 +477,12 @@ def run(
         codec and precision SPEC of ``hepae compress``; each file's format is detected.
     device : {"auto", "cpu", "cuda"}
         Where each worker runs the model (``auto``: cuda when the worker has a GPU).
+    torch_threads : int or None
+        torch's intra-op threads in each worker (with the iterative executor: in this
+        process, restored afterwards). One by default: the chunks are the unit of
+        parallelism, and when the machine's cores are busy, torch's threads wait for each
+        other at every operation of the small networks (a run can then be tens of times
+        slower; benchmarks/README.md). None leaves torch's setting.
     """
     from coffea import processor
     from coffea.nanoevents import BaseSchema
@@ -489,9 +497,13 @@ def run(
             raise ValueError(f"{name} must be >= {least}, got {value}")
     if maxchunks is not None and maxchunks < 1:
         raise ValueError(f"maxchunks must be >= 1 or None, got {maxchunks}")
-    for name, value in (("latent_bits", latent_bits), ("codec", codec), ("precision", precision)):
-        if value is not None and compress_dir is None:
-            raise ValueError(f"{name} needs compress_dir (it applies to the compressed files)")
+    for option, given in (
+        ("latent_bits", latent_bits is not None),
+        ("codec", codec is not None),
+        ("precision", precision is not None),
+    ):
+        if given and compress_dir is None:
+            raise ValueError(f"{option} needs compress_dir (it applies to the compressed files)")
     if compress_dir is not None:
         from ..codecs import parse_precision
         from ..compress.choose import choose_codec
@@ -499,14 +511,15 @@ def run(
         choose_codec(codec, precision)  # an unknown codec fails before anything is read
         if precision is not None:
             parse_precision(precision)  # a bad SPEC fails before anything is read
-    threads = None if executor == "iterative" else 1
+    if torch_threads is not None and torch_threads < 1:
+        raise ValueError(f"torch_threads must be >= 1 or None, got {torch_threads}")
     proc = JetCompressionProcessor(
         model,
         collection=collection or "Jet",
         fields=fields,
         pt_min=pt_min,
         abs_eta_max=abs_eta_max,
-        torch_threads=threads,
+        torch_threads=torch_threads,
         compress_dir=compress_dir,
         latent_bits=latent_bits,
         device=device,
@@ -528,6 +541,7 @@ def run(
         proc.collection = first.prefix.rstrip("_")
     with contextlib.ExitStack() as stack:
         if executor == "iterative":
+            stack.enter_context(_restore_torch_threads())
             ex = processor.IterativeExecutor(status=status)
         elif executor == "futures":
             ex = processor.FuturesExecutor(status=status, workers=workers)
@@ -568,6 +582,19 @@ def run(
                 raise InputFileError("input files failed again while being read")
         seconds = time.perf_counter() - t0
     return RunResult(dict(output), seconds, executor, schema, skipped, formats)
+
+
+@contextlib.contextmanager
+def _restore_torch_threads() -> Iterator[None]:
+    """torch's intra-op threads of this process as they were (the iterative executor runs
+    the processor, which sets them, here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _chunk_sources(
@@ -686,7 +713,7 @@ def split_output(saved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return data, dict(saved.get("_run", {}))
 
 
-def output_paths(path: str | os.PathLike) -> dict[str, Path]:
+def output_paths(path: str | os.PathLike[str]) -> dict[str, Path]:
     """Every file :func:`save_output` (and ``hepae run``) writes for an output ``X.coffea``:
     the pickle, ROOT histograms ``X.root``, the safe results ``X.hists.json`` and the
     summary ``X.summary.json``."""
@@ -702,7 +729,7 @@ def output_paths(path: str | os.PathLike) -> dict[str, Path]:
 
 
 def load_output(
-    path: str | os.PathLike, *, trust_pickle: bool = False
+    path: str | os.PathLike[str], *, trust_pickle: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load the results of a run: (datasets, run info).
 
@@ -746,7 +773,7 @@ def load_output(
 
 def save_output(
     output: Mapping[str, Any],
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     info: Mapping[str, Any] | None = None,
     summary: Mapping[str, Any] | None = None,
 ) -> list[Path]:
