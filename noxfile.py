@@ -43,8 +43,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (check and format) and mypy.
 
-    mypy is strict and checks every module; the modules not yet clean are listed in
-    pyproject.toml ([[tool.mypy.overrides]] with ignore_errors) and cannot fail it.
+    mypy is strict and checks every module of the library and the processors.
     """
     _install(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))

@@ -545,7 +545,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     model = open_model(args.model)  # a bad model file fails before any data is read
     result = run(
         fileset,
-        args.model,  # run() takes a path (its processor reads the file for the workers)
+        model,
         executor=args.executor,
         workers=args.workers,
         scheduler=args.scheduler,

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .io.atomic import write_text_atomic
-from .model.export import default_model_path, read_metadata
+from .model.export import read_metadata
+from .model.handle import ModelSource, open_model
 from .plots.plotting import plot_results
 from .plots.report import write_report
 from .processing.evaluate import evaluate
@@ -25,7 +26,7 @@ def sample_path() -> Path:
 
 def run_demo(
     output: str | os.PathLike[str],
-    model: str | os.PathLike[str] | None = None,
+    model: ModelSource = None,
     executor: str = "iterative",
 ) -> dict[str, Any]:
     """Run the processor with ``model`` (default: shipped) over the shipped sample.
@@ -33,19 +34,18 @@ def run_demo(
     Writes ``results.coffea`` (and ``results.root``), ``summary.json``, the figures in
     ``plots/`` and the compression report ``report.md`` into ``output``.
     """
+    handle = open_model(model)  # the model file is read once, here
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    result = run({"qcd_sample": [str(sample_path())]}, model, executor=executor, chunksize=1000)
-    files = save_output(
-        result.output, out / "results.coffea", run_info(result, read_metadata(model))
-    )
+    result = run({"qcd_sample": [str(sample_path())]}, handle, executor=executor, chunksize=1000)
+    info = run_info(result, read_metadata(handle))
+    files = save_output(result.output, out / "results.coffea", info)
     summary = summarize(result.output, result.seconds)
     summary_path = out / "summary.json"
     write_text_atomic(summary_path, json.dumps(summary, indent=1))
     files.append(summary_path)
-    ev = evaluate(sample_path(), model)
-    info = run_info(result, read_metadata(model))
-    figures = plot_results(result.output, out / "plots", model=model or default_model_path())
+    ev = evaluate(sample_path(), handle)
+    figures = plot_results(result.output, out / "plots", model=handle)
     report = write_report(result.output, out, info=info, figures=figures)
     files += [report, out / "plots"]
     return {

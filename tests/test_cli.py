@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -111,11 +113,38 @@ def test_generate_without_extra_is_clear(monkeypatch, tmp_path, capsys):
     assert "needs the 'generate' extra" in capsys.readouterr().err
 
 
-def test_demo_writes_outputs(tmp_path, capsys):
+_COUNT_MODEL_OPENS = """
+import os, sys
+model = os.path.realpath(sys.argv[1])
+opens = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        if os.path.realpath(os.fsdecode(args[0])) == model:
+            opens.append(args[1])
+sys.addaudithook(hook)
+from hepae_coffea.cli import main
+code = main(["demo", "-o", sys.argv[2], "--model", sys.argv[1]])
+print(f"MODEL_OPENS {len(opens)}")
+sys.exit(code)
+"""
+
+
+def test_demo_writes_outputs_and_reads_the_model_once(tmp_path):
+    """``hepae demo`` end to end; the model file is opened once (Python's audit hook sees
+    every open of it, whichever part of the package or its libraries reads it)."""
+    model = tmp_path / "model.pt"
+    shutil.copyfile(default_model_path(), model)
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "sigma68" in text
+    r = subprocess.run(
+        [sys.executable, "-c", _COUNT_MODEL_OPENS, str(model), str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "sigma68" in r.stdout
+    assert "MODEL_OPENS 1" in r.stdout, r.stdout[-500:]
     summary = json.loads((out / "summary.json").read_text())
     counters = summary["qcd_sample"]["counters"]
     assert counters["jets"] > 1000
