@@ -152,3 +152,21 @@ def test_one_version_string(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"hepae-coffea {version}"
+
+
+def test_commands_without_a_model_run_without_torch(tmp_path):
+    """``hepae info`` reads metadata only; an array codec compresses and decompresses with
+    no network: none of them imports torch (nor coffea or matplotlib)."""
+    sample = ROOT / "hepae_coffea" / "data" / "sample_qcd.root"
+    packed, restored = tmp_path / "packed.root", tmp_path / "restored.root"
+    body = (
+        "from hepae_coffea.cli import main\n"
+        "assert main(['info']) == 0\n"
+        f"assert main(['compress', {str(sample)!r}, '-o', {str(packed)!r},"
+        " '--codec', 'truncate', '--precision', 'nanoaod']) == 0\n"
+        f"assert main(['decompress', {str(packed)!r}, '-o', {str(restored)!r}]) == 0\n"
+    )
+    loaded = _loaded_after(body)
+    assert restored.exists()
+    assert {"uproot", "awkward"} <= loaded  # the commands did read and write ROOT files
+    assert loaded.isdisjoint({"torch", "coffea", "matplotlib", "dask"}), sorted(loaded)
