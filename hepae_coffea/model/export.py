@@ -132,20 +132,26 @@ def metadata_from_bytes(data: bytes, label: str = "model") -> dict[str, Any]:
 
 @dataclass
 class LoadedModel:
-    """A loaded TorchScript model with its metadata."""
+    """A loaded TorchScript module with the handle of the file it came from."""
 
     module: torch.jit.ScriptModule
-    metadata: dict[str, Any]
-    sha256: str
-    handle: ModelHandle | None = None
+    handle: ModelHandle
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.handle.metadata
+
+    @property
+    def sha256(self) -> str:
+        return self.handle.sha256
 
     @property
     def variables(self) -> list[str]:
-        return [v["name"] for v in self.metadata["variables"]]
+        return self.handle.variables
 
     @property
     def latent_dim(self) -> int:
-        return int(self.metadata["latent_dim"])
+        return self.handle.latent_dim
 
 
 def check_variables(metadata: dict[str, Any], requested: Sequence[str]) -> None:
@@ -179,4 +185,4 @@ def load_model(model: ModelSource = None, variables: Sequence[str] | None = None
     except Exception as err:  # noqa: BLE001  (readers raise many types for corrupt files)
         raise ModelFileError(f"{handle.label}: cannot load TorchScript model ({err})") from None
     module.eval()
-    return LoadedModel(module, dict(handle.metadata), handle.sha256, handle)
+    return LoadedModel(module, handle)

@@ -519,7 +519,7 @@ def export_onnx(
         ) from None
     paths = onnx_paths(output)
     loaded = load_model(model)
-    path = loaded.handle.path if loaded.handle is not None else None
+    path = loaded.handle.path
     source = path.resolve() if path is not None else None
     for p in paths.values():
         if source is not None and (
