@@ -245,7 +245,10 @@ def write_compressed_chunk(
     model
         The loaded model to encode and decode with (default: rebuilt from its weights).
 
-    Returns (events, jets).
+    Returns
+    -------
+    tuple of int
+        Events and jets written.
     """
     kw = dict(source) if source is not None else {"tree": tree, "collection": collection}
     codec_given = codec

@@ -110,6 +110,8 @@ def figure_latent_scan(
 ) -> Figure:
     """Decode a regular grid over two latent dimensions (the others at their median).
 
+    Each panel shows one decoded jet variable (the leading jet for an event-level model).
+
     Parameters
     ----------
     model : ModelHandle, path, bytes, LoadedModel or None
@@ -121,8 +123,6 @@ def figure_latent_scan(
         The two latent dimensions scanned (x, y).
     n : int
         Grid points per dimension.
-
-    Each panel shows one decoded jet variable (the leading jet for an event-level model).
     """
     import torch
 
