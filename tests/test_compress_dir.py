@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-import hepae_coffea.compress.blocks as compress_module
+import hepae_coffea.model.cache as cache_module  # the writer calls in_blocks from here
 from hepae_coffea.cli import main
 from hepae_coffea.compress.files import compress, decompress, read_compression_info
 from hepae_coffea.processing.run import run
@@ -89,7 +89,7 @@ def spy(monkeypatch):
 
         monkeypatch.setattr(module, "in_blocks", counting)
 
-    wrap(compress_module)
+    wrap(cache_module)
     wrap(processor_module)
     read: list[str] = []
     real_arrays = uproot.behaviors.TBranch.HasBranches.arrays
