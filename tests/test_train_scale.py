@@ -13,7 +13,9 @@ from hepae_coffea.model.cache import get_model, in_blocks, resolve_device
 from hepae_coffea.model.export import load_model
 from hepae_coffea.model.networks import weighted_mean
 from hepae_coffea.model.normalize import Normalizer, fit_transforms, flag_absurd
-from hepae_coffea.training.loop import TrainConfig, _JetStream, _prepare, train
+from hepae_coffea.training.loop import TrainConfig, train
+from hepae_coffea.training.prepare import prepare
+from hepae_coffea.training.prepare_stream import JetStream
 from hepae_coffea.training.stream import ShuffleBuffer, batches, iter_weighted_jets
 
 from .conftest import make_jets, write_nanoaod
@@ -206,9 +208,9 @@ def _stream_cfg(files, tmp_path, **kw) -> TrainConfig:
 
 def test_stream_reads_every_training_jet_once_per_epoch(weighted_files, tmp_path):
     cfg = _stream_cfg(weighted_files, tmp_path, weight_branch="genWeight")
-    prep = _prepare(cfg)
+    prep = prepare(cfg)
     stream = prep.stream
-    assert isinstance(stream, _JetStream)
+    assert isinstance(stream, JetStream)
     all_vals = np.concatenate(
         [np.stack([f[2][v] for v in VARS], axis=1).astype(np.float32) for f in weighted_files]
     )
@@ -256,7 +258,7 @@ def test_stream_training_reports_absurd_jets_and_progress(tmp_path, caplog):
 
 def test_in_memory_weighted_training_uses_weights(weighted_files, tmp_path):
     cfg = _stream_cfg(weighted_files, tmp_path, stream=False, weight_branch="genWeight")
-    prep = _prepare(cfg)
+    prep = prepare(cfg)
     assert prep.w_tr is not None
     assert len(prep.w_tr) == prep.n_train
     assert prep.mean_weight == pytest.approx(float(prep.w_tr.double().mean()), rel=1e-6)

@@ -38,7 +38,6 @@ from .export import build_metadata, export_trained
 from .lr_range import lr_find
 from .optim import Scheduler, batch_loss, epoch_batches, make_optimizer
 from .prepare import Model, Prepared, prepare
-from .prepare_stream import JetStream
 from .records import eta, save_config, tensorboard_writer, write_history
 from .validation import evaluate_loss, physical_check
 
@@ -56,12 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# the names these steps had when they lived here (scripts and tests import them)
-_prepare = prepare
-_evaluate = evaluate_loss
-_physical_check = physical_check
-_JetStream = JetStream
 
 #: training jets whose loss is evaluated after each epoch (in-memory training)
 _TRAIN_EVAL_JETS = 200_000
