@@ -35,8 +35,9 @@ from hepae_coffea.model.cache import (
     resolve_device,
 )
 from hepae_coffea.model.handle import ModelSource, open_model
+from hepae_coffea.processing import fill_kernels
 from hepae_coffea.processing.anomaly_hists import anomaly_hists
-from hepae_coffea.processing.binning import add_counts, add_per_column
+from hepae_coffea.processing.binning import Log2Binning, RegularBinning
 from hepae_coffea.processing.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
@@ -47,7 +48,7 @@ from hepae_coffea.processing.hists import (
     latent_pairs,
     make_hists,
 )
-from hepae_coffea.processing.metrics import residuals, unphysical_mask
+from hepae_coffea.processing.metrics import unphysical_mask
 from hepae_coffea.variables.domain import REASONS, Domain, model_domain
 from hepae_coffea.variables.registry import (
     canonical_variable,
@@ -290,21 +291,74 @@ def compressed_chunk_name(dataset: str, source: str, start: int, stop: int) -> s
 
 
 def _set_moments(h: hist.Hist[Any], i: int, k: int, values: np.ndarray) -> None:
-    """Mean-storage cell (i, k) of an empty histogram set from ``values`` with numpy
-    (count, mean, sum of squared deviations): the same state as filling each value, at a
-    fraction of the cost (per-value Mean fills were the processor's slowest step)."""
+    """Mean-storage cell (i, k) of an empty histogram set from ``values`` (count, mean,
+    sum of squared deviations, summed in numpy's pairwise order): the same state as
+    filling each value, at a fraction of the cost (per-value Mean fills were the
+    processor's slowest step)."""
     if values.size == 0:
         return
-    mean = float(values.mean())
+    m = np.empty(3)
+    fill_kernels.moments(values, m)
     view: Any = h.view()  # a structured (Mean storage) view
-    view["count"][i, k] = float(values.size)
-    view["value"][i, k] = mean
-    view["_sum_of_deltas_squared"][i, k] = float(np.sum((values - mean) ** 2))
+    view["count"][i, k] = m[0]
+    view["value"][i, k] = m[1]
+    view["_sum_of_deltas_squared"][i, k] = m[2]
 
 
 #: residual_vs_pt's coarse residual bin of each fine residual bin (same result as indexing
 #: the coarse binning itself, without a second pass over the residuals)
 _COARSE_OF_FINE = RESIDUAL_BINNING.coarsen_to(COARSE_RESIDUAL_BINNING)
+
+
+def _log2_args(b: Log2Binning) -> tuple[int, int, int]:
+    return b.lo_exp, b.hi_exp, b.bits
+
+
+def _fill_distributions(
+    out: dict[str, Any],
+    res: ChunkResult,
+    scale: np.ndarray,
+    metadata: Mapping[str, Any],
+) -> None:
+    """The ``distribution`` histograms: original and reconstructed values (in GeV)."""
+    binnings = list(distribution_binnings(metadata).items())
+    n_var = len(binnings)
+    kind = np.zeros(n_var, dtype=np.int64)
+    reg_n = np.ones(n_var, dtype=np.int64)
+    reg_lo = np.zeros(n_var)
+    reg_width = np.ones(n_var)
+    n_edges = np.zeros(n_var, dtype=np.int64)
+    flow = np.zeros(n_var, dtype=np.int64)
+    edge_lists = []
+    for i, (_, b) in enumerate(binnings):
+        if isinstance(b, RegularBinning):
+            reg_n[i], reg_lo[i], reg_width[i] = b.n, b.lo, b.hi - b.lo
+            flow[i] = b.n + 2
+            edge_lists.append(np.zeros(0))
+        else:
+            kind[i] = 1
+            edge_lists.append(np.asarray(b.edges, dtype=np.float64))
+            n_edges[i] = len(b.edges)
+            flow[i] = len(b.edges) + 1
+    edges = np.zeros((n_var, max(1, int(n_edges.max(initial=0)))))
+    for i, e in enumerate(edge_lists):
+        edges[i, : len(e)] = e
+    counts = np.zeros((n_var, int(flow.max(initial=1)), 2))
+    fill_kernels.fill_distributions(
+        res.original,
+        res.reconstructed,
+        scale,
+        kind,
+        reg_n,
+        reg_lo,
+        reg_width,
+        edges,
+        n_edges,
+        counts,
+    )
+    for i, (v, _) in enumerate(binnings):
+        view = out["distribution"][v].view(flow=True)  # axes: value, version
+        view += counts[i, : flow[i]]
 
 
 def fill_hists(
@@ -316,11 +370,13 @@ def fill_hists(
 ) -> None:
     """Fill one chunk's histograms (``make_hists(metadata)``) and its anomaly histograms.
 
-    Every histogram gets exactly the bins ``Hist.fill`` would give it, but each is filled
-    with one ``np.bincount`` of bin indices computed with numpy (`hepae_coffea.processing.binning`),
-    and what several histograms share is computed once: the differences ``rec - orig``, the
-    residuals' fine bins (the residual-vs-pt histogram's coarse bins are looked up from
-    them) and the event scores.
+    Every histogram gets exactly the bins ``Hist.fill`` would give it, but is filled by a
+    numba kernel (`hepae_coffea.processing.fill_kernels`) that loops over the jets once,
+    computes each value (residuals in GeV, as `hepae_coffea.processing.metrics.residuals`
+    does), finds its bin with the arithmetic of `hepae_coffea.processing.binning` and adds
+    one count straight into the histogram. The residual-vs-pt histogram's coarse bins are
+    looked up from the fine residual bins, and the event scores' bins are computed once
+    for the score and the anomaly histograms.
 
     Parameters
     ----------
@@ -333,67 +389,90 @@ def fill_hists(
     metadata : mapping
         The model's metadata (the histograms' binnings).
     timings : dict, optional
-        If given, the seconds spent in each stage are added to it, keyed by stage.
+        If given, the seconds spent in each stage are added to it, keyed by stage:
+        ``residuals`` (residuals and the residual, residual_abs and residual_vs_pt
+        histograms), ``residual_moments``, ``distribution``, ``scores``,
+        ``latent, latent_pairs`` and ``anomaly``.
     """
     clock = _StageClock(timings)
     # histograms and residuals in GeV, whatever the model's units
-    orig = to_gev(res.original, variables, res.units)
-    rec = to_gev(res.reconstructed, variables, res.units)
+    n_var = len(variables)
+    scale = to_gev(np.ones((1, n_var)), variables, res.units)[0]
     canon = [canonical_variable(v) for v in variables]
-    diff = rec - orig
-    # relative for all; the mass (a floor) relative to max(m, 1 GeV)
-    rel_kinds = [v if relative_floor(v) > 0 else "relative" for v in variables]
-    rel = residuals(orig, rec, rel_kinds, diff=diff)
-    # absolute for all ("eta": a plain difference), phi's wrapped
-    absr = residuals(orig, rec, ["phi" if c == "phi" else "eta" for c in canon], diff=diff)
-    finite_rel = np.isfinite(rel)
+    orig = np.ascontiguousarray(res.original)
+    rec = np.ascontiguousarray(res.reconstructed)
+    n = len(orig)
+    # relative residuals: the mass (a floor) relative to max(|m|, 1 GeV); absolute
+    # residuals: plain differences, phi's wrapped
+    floor = np.array([relative_floor(v) for v in variables], dtype=np.float64)
+    wrap = np.array([c == "phi" for c in canon])
+    absolute = np.array([residual_kind(v) == "absolute" for v in variables])
+    rel = np.empty((n_var, n))
+    absr = np.empty((n_var, n))
+    n_rel = np.zeros(n_var, dtype=np.int64)
+    fill_kernels.fill_residuals(
+        orig,
+        rec,
+        scale,
+        floor,
+        wrap,
+        absolute,
+        canon.index("pt") if "pt" in canon else -1,
+        *_log2_args(RESIDUAL_BINNING),
+        *_log2_args(PT_BINNING),
+        _COARSE_OF_FINE,
+        out["residual"].view(flow=True),
+        out["residual_abs"].view(flow=True),
+        out["residual_vs_pt"].view(flow=True),
+        rel,
+        absr,
+        n_rel,
+    )
     clock("residuals")
-    for i in range(len(canon)):
-        _set_moments(out["residual_moments"], i, 0, rel[finite_rel[:, i], i])
-        _set_moments(out["residual_moments"], i, 1, absr[:, i])
+    for i in range(n_var):
+        _set_moments(out["residual_moments"], i, 0, rel[i, : n_rel[i]])
+        _set_moments(out["residual_moments"], i, 1, absr[i])
     clock("residual_moments")
-    # residual axes: exact bin indices from the floats' bits (hepae_coffea.processing.binning)
-    rel_idx = RESIDUAL_BINNING.index(rel)
-    abs_idx = RESIDUAL_BINNING.index(absr)
-    add_per_column(out["residual"], rel_idx, valid=finite_rel)
-    add_per_column(out["residual_abs"], abs_idx)
-    clock("residual, residual_abs")
-    if "pt" in canon:
-        absolute = np.array([residual_kind(v) == "absolute" for v in variables])
-        add_per_column(
-            out["residual_vs_pt"],
-            PT_BINNING.index(orig[:, canon.index("pt")]),
-            _COARSE_OF_FINE[np.where(absolute, abs_idx, rel_idx)],
-            valid=np.where(absolute, np.isfinite(absr), finite_rel),
-        )
-    clock("residual_vs_pt")
-    for i, (v, binning) in enumerate(distribution_binnings(metadata).items()):
-        view = out["distribution"][v].view(flow=True)  # axes: value, version
-        for k, values in enumerate((orig[:, i], rec[:, i])):
-            view[:, k] += np.bincount(binning.index(values), minlength=view.shape[0])
+    _fill_distributions(out, res, scale, metadata)
     clock("distribution")
-    score = res.score.astype(np.float64)
-    add_counts(out["score_jet"], (), SCORE_BINNING.index(score))
     has = res.counts > 0
-    starts = (np.cumsum(res.counts) - res.counts)[has]
-    event_index = {
-        "max": SCORE_BINNING.index(np.maximum.reduceat(score, starts)),
-        "mean": SCORE_BINNING.index(np.add.reduceat(score, starts) / res.counts[has]),
-    }
-    add_counts(out["score_event_max"], (), event_index["max"])
-    add_counts(out["score_event_mean"], (), event_index["mean"])
+    if (res.counts < 0).any() or int(res.counts.sum()) != len(res.score):
+        raise ValueError(
+            f"{len(res.score)} jet scores but the jet counts add up to {res.counts.sum()}"
+        )
+    event_index = np.zeros((2, int(has.sum())), dtype=np.int64)
+    fill_kernels.event_summaries(
+        np.ascontiguousarray(res.score),
+        res.counts.astype(np.int64, copy=False),
+        *_log2_args(SCORE_BINNING),
+        out["score_jet"].view(flow=True),
+        out["score_event_max"].view(flow=True),
+        out["score_event_mean"].view(flow=True),
+        event_index[0],
+        event_index[1],
+    )
     clock("scores")
-    k = res.latent.shape[1]
     values_binning, pair_binning = latent_binnings(metadata)
-    add_per_column(out["latent"], values_binning.index(res.latent))
-    pairs = latent_pairs(k)
-    if pairs:
-        idx = pair_binning.index(res.latent[:, : min(k, 4)])
-        for p, (i, j) in enumerate(pairs):
-            add_counts(out["latent_pairs"], (p,), idx[:, i], idx[:, j])
+    pairs = np.array(latent_pairs(res.latent.shape[1]), dtype=np.int64).reshape(-1, 2)
+    fill_kernels.fill_latents(
+        np.ascontiguousarray(res.latent),
+        values_binning.n,
+        values_binning.lo,
+        values_binning.hi - values_binning.lo,
+        out["latent"].view(flow=True),
+        pairs,
+        pair_binning.n,
+        pair_binning.lo,
+        pair_binning.hi - pair_binning.lo,
+        out["latent_pairs"].view(flow=True),
+    )
     clock("latent, latent_pairs")
     out["anomaly"] = anomaly_hists(
-        res.original, res.score, res.counts, variables, event_score_index=event_index
+        res.original,
+        res.score,
+        res.counts,
+        variables,
+        event_score_index={"max": event_index[0], "mean": event_index[1]},
     )
     clock("anomaly")
 

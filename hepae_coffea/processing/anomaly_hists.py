@@ -9,8 +9,9 @@ values, per-jet scores and jets per event) into:
 - ``score_vs_leading``: the event score (max or mean over jets) against the leading
   jet's pT and mass, for the sculpting of the background spectra by a score cut.
 
-Both use the bit-pattern binning of :mod:`hepae_coffea.processing.binning`, so a fill costs a few ns
-per event. Without a pt variable in the model the histograms stay empty (and without mass
+Both use the bit-pattern binning of :mod:`hepae_coffea.processing.binning`, computed with
+the numba kernel :func:`hepae_coffea.processing.fill_kernels.fill_baselines` in one pass
+over the events, so a fill costs a few ns per event. Without a pt variable in the model the histograms stay empty (and without mass
 the mass rows do); values <= 0 (massless jets) fall in the underflow bin.
 """
 
@@ -23,8 +24,9 @@ import hist
 import numpy as np
 
 from ..io.jets import canonical_variable
-from .anomaly import Roc, event_baselines, event_scores, roc_from_hists, sculpting_from_counts
-from .binning import Log2Binning, add_counts
+from . import fill_kernels
+from .anomaly import Roc, event_scores, roc_from_hists, sculpting_from_counts
+from .binning import Log2Binning
 from .hists import SCORE_BINNING
 
 __all__ = [
@@ -103,23 +105,37 @@ def anomaly_hists(
     canon = [canonical_variable(v) for v in variables]
     if "pt" not in canon or len(score) == 0:
         return out
-    pt = np.asarray(original[:, canon.index("pt")], dtype=np.float64)
-    mass = (
-        np.asarray(original[:, canon.index("mass")], dtype=np.float64) if "mass" in canon else None
-    )
-    base = event_baselines(pt, mass, counts)
+    pt = original[:, canon.index("pt")]
+    mass = original[:, canon.index("mass")] if "mass" in canon else None
+    counts = np.asarray(counts, dtype=np.int64)
+    if (counts < 0).any():
+        raise ValueError("negative jet counts")
+    if counts.sum() != pt.size:
+        raise ValueError(f"{pt.size} jets but the counts add up to {counts.sum()}")
+    if not (counts > 0).any():
+        return out
+    if not np.isfinite(pt).all():
+        raise ValueError(f"{int(np.count_nonzero(~np.isfinite(pt)))} jets with non-finite pt")
     if event_score_index is None:
         ev = event_scores(score, counts)
         event_score_index = {kind: SCORE_BINNING.index(ev[kind]) for kind in SCORE_KINDS}
-    for i, name in enumerate(BASELINES):
-        if name in base:
-            add_counts(out["baseline"], (i,), BASELINE_BINNING.index(base[name]))
-    leading = {name: LEADING_BINNING.index(base[name]) for name in BASELINES[:2] if name in base}
-    for k, kind in enumerate(SCORE_KINDS):
-        s_idx = event_score_index[kind]
-        for j, name in enumerate(BASELINES[:2]):
-            if name in base:
-                add_counts(out["score_vs_leading"], (k, j), s_idx, leading[name])
+    score_idx = np.stack([np.asarray(event_score_index[k], np.int64) for k in SCORE_KINDS])
+    # one pass over the events: leading jet (first of highest pT), HT, and their bins
+    fill_kernels.fill_baselines(
+        pt,
+        mass if mass is not None else pt,
+        mass is not None,
+        counts,
+        score_idx,
+        BASELINE_BINNING.lo_exp,
+        BASELINE_BINNING.hi_exp,
+        BASELINE_BINNING.bits,
+        LEADING_BINNING.lo_exp,
+        LEADING_BINNING.hi_exp,
+        LEADING_BINNING.bits,
+        out["baseline"].view(flow=True),
+        out["score_vs_leading"].view(flow=True),
+    )
     return out
 
 
