@@ -209,8 +209,9 @@ def compress_decompress_chunk(
             keep &= np.abs(eta) < abs_eta_max
     n_selected = int(keep.sum())
     codes = np.full(n_jets, -1, dtype=np.int8)
+    kept_before = bool(keep.all())  # no selection: no copy of the values
     if domain is not None:
-        codes[keep] = domain.reasons(values[keep])
+        codes[keep] = domain.reasons(values if kept_before else values[keep])
     else:
         codes[keep & ~np.isfinite(values).all(axis=1)] = 0
     out_of_domain = {r: int((codes == k).sum()) for k, r in enumerate(REASONS)}

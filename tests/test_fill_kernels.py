@@ -26,8 +26,9 @@ from hepae_coffea.processing.hists import (
     distribution_binnings,
     make_hists,
 )
-from hepae_coffea.processing.metrics import residuals
+from hepae_coffea.processing.metrics import residuals, unphysical_mask
 from hepae_coffea.processors.compression import ChunkResult, fill_hists
+from hepae_coffea.variables.domain import Domain, model_domain
 from hepae_coffea.variables.registry import to_gev, wrap_phi
 
 LOG2 = [
@@ -327,3 +328,84 @@ def test_fill_hists_of_an_empty_chunk_leaves_the_histograms_empty() -> None:
     for name in ("residual", "residual_abs", "residual_vs_pt", "score_jet", "latent"):
         assert out[name].sum(flow=True) == 0, name
     assert out["residual_moments"].view()["count"].sum() == 0
+
+
+def _reasons_numpy(domain: Domain, x: np.ndarray) -> np.ndarray:
+    """``Domain.reasons`` written with numpy masks, reason by reason."""
+    out = np.full(len(x), -1, dtype=np.int8)
+
+    def mark(code: int, bad: np.ndarray) -> None:
+        out[(out < 0) & bad] = code
+
+    canon = list(domain.variables)
+    with np.errstate(invalid="ignore"):
+        mark(0, ~np.isfinite(x).all(axis=1))
+        limit = np.array([1e6 * (1000.0 if domain.units == "MeV" else 1.0)] * 4)  # 1e6 GeV
+        limit[[1, 2]] = 1e6  # eta, phi: plain values
+        mark(1, (np.abs(x) > limit).any(axis=1))
+        pt, m = x[:, canon.index("pt")], x[:, canon.index("mass")]
+        mark(2, pt <= 0)
+        mark(3, m < -np.minimum(0.01 * np.abs(pt), domain.mass_tolerance_cap))
+        mark(4, np.abs(x[:, canon.index("phi")]) > math.pi + 1e-6)
+        mark(5, ((x < np.array(domain.lo)) | (x > np.array(domain.hi))).any(axis=1))
+    return out
+
+
+@pytest.mark.parametrize("units", ["GeV", "MeV"])
+def test_domain_reasons_equal_numpy_masks(units: str) -> None:
+    metadata = dict(open_model(None).metadata)
+    metadata["units"] = units
+    domain = model_domain(metadata)
+    rng = np.random.default_rng(8)
+    n = 20_000
+    scale = 1000.0 if units == "MeV" else 1.0
+    x = np.stack(
+        [
+            np.exp(rng.uniform(1.0, 9.0, n)) * scale,
+            rng.uniform(-6.0, 6.0, n),
+            rng.uniform(-3.2, 3.2, n),
+            np.exp(rng.uniform(-4.0, 7.0, n)) * scale * rng.choice([1.0, -0.001, -1.0], n),
+        ],
+        1,
+    )
+    x[rng.random(n) < 0.01, 0] = np.nan
+    x[rng.random(n) < 0.01, 1] = np.inf
+    x[rng.random(n) < 0.01, 3] = 2e6 * scale
+    x[rng.random(n) < 0.01, 0] = rng.choice([0.0, -0.0, -5.0])
+    x[:4, 2] = [math.pi + 1e-6, np.nextafter(math.pi + 1e-6, 4.0), -math.pi - 2e-6, math.pi]
+    codes = domain.reasons(x)
+    np.testing.assert_array_equal(codes, _reasons_numpy(domain, x))
+    assert set(np.unique(codes)) == set(range(-1, 6))  # every reason occurs
+
+
+def _unphysical_numpy(v: np.ndarray) -> np.ndarray:
+    """``unphysical_mask`` of (pt, eta, phi, mass) with numpy masks."""
+    bad = ~np.isfinite(v).all(axis=1)
+    bad |= (v[:, 0] < 0) | (v[:, 3] < 0)
+    bad |= np.abs(v[:, 2]) > math.pi + 1e-6  # in the array's float type (NEP 50)
+    return bad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unphysical_mask_equals_numpy_masks(dtype: type) -> None:
+    rng = np.random.default_rng(9)
+    n = 5000
+    v = np.stack(
+        [
+            rng.normal(50, 60, n),
+            rng.normal(0, 2, n),
+            rng.uniform(-3.3, 3.3, n),
+            rng.normal(5, 6, n),
+        ],
+        1,
+    ).astype(dtype)
+    lim32 = np.float32(math.pi + 1e-6)
+    v[:9] = [50.0, 0.0, 0.0, 5.0]
+    v[:6, 2] = [lim32, np.nextafter(lim32, np.float32(4)), -lim32, math.pi, np.nan, -np.inf]
+    v[6:9, 0] = [-0.0, 0.0, np.inf]
+    ours = unphysical_mask(v, ["pt", "eta", "phi", "mass"])
+    np.testing.assert_array_equal(ours, _unphysical_numpy(v))
+    assert ours[[1, 4, 5, 8]].all()  # beyond the limit, NaN, -inf, pt = inf
+    assert not ours[6]  # pt = -0.0
+    # the limit rounded to float32 is above pi + 1e-6: out in float64, in (on it) in float32
+    assert ours[0] == (dtype == np.float64)

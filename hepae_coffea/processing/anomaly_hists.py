@@ -10,7 +10,7 @@ values, per-jet scores and jets per event) into:
   jet's pT and mass, for the sculpting of the background spectra by a score cut.
 
 Both use the bit-pattern binning of :mod:`hepae_coffea.processing.binning`, computed with
-the numba kernel :func:`hepae_coffea.processing.fill_kernels.fill_baselines` in one pass
+the numba kernel `hepae_coffea.processing.fill_kernels.fill_baselines` in one pass
 over the events, so a fill costs a few ns per event. Without a pt variable in the model the histograms stay empty (and without mass
 the mass rows do); values <= 0 (massless jets) fall in the underflow bin.
 """
@@ -24,7 +24,6 @@ import hist
 import numpy as np
 
 from ..io.jets import canonical_variable
-from . import fill_kernels
 from .anomaly import Roc, event_scores, roc_from_hists, sculpting_from_counts
 from .binning import Log2Binning
 from .hists import SCORE_BINNING
@@ -101,6 +100,8 @@ def anomaly_hists(
         event scores (`hepae_coffea.processing.anomaly.event_scores`), when the caller
         has computed them already.
     """
+    from .fill_kernels import fill_baselines  # numba: imported when first needed
+
     out = make_anomaly_hists()
     canon = [canonical_variable(v) for v in variables]
     if "pt" not in canon or len(score) == 0:
@@ -121,7 +122,7 @@ def anomaly_hists(
         event_score_index = {kind: SCORE_BINNING.index(ev[kind]) for kind in SCORE_KINDS}
     score_idx = np.stack([np.asarray(event_score_index[k], np.int64) for k in SCORE_KINDS])
     # one pass over the events: leading jet (first of highest pT), HT, and their bins
-    fill_kernels.fill_baselines(
+    fill_baselines(
         pt,
         mass if mass is not None else pt,
         mass is not None,

@@ -29,6 +29,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 __all__ = [
+    "domain_codes",
     "event_summaries",
     "fill_baselines",
     "fill_distributions",
@@ -38,6 +39,7 @@ __all__ = [
     "moments",
     "pairwise_sum",
     "regular_index",
+    "unphysical",
     "variable_index",
     "wrap_phi",
 ]
@@ -469,3 +471,74 @@ def fill_baselines(
                 score_vs_leading[k, 1, score_idx[k, e], lead_m] += 1.0
         e += 1
         start += c
+
+
+@_kernel
+def domain_codes(
+    x: np.ndarray,
+    absurd: np.ndarray,
+    pt_col: int,
+    mass_col: int,
+    phi_col: int,
+    mass_tolerance_rel: float,
+    mass_tolerance_cap: float,
+    phi_max: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Per jet (row of ``x``, float64): the first reason it is out of a model's domain, in
+    the order of ``hepae_coffea.variables.domain.REASONS``, or -1.
+
+    0: a non-finite value; 1: ``|x| > absurd`` for a variable; 2: pt <= 0 (column
+    ``pt_col``; -1: none); 3: mass < -min(mass_tolerance_rel x |pt|, mass_tolerance_cap)
+    (inf without pt); 4: ``|phi| > phi_max``; 5: a value outside ``[lo, hi]``.
+    """
+    n, n_var = x.shape
+    for j in range(n):
+        code = -1
+        for i in range(n_var):
+            if not math.isfinite(x[j, i]):
+                code = 0
+                break
+        if code < 0:
+            for i in range(n_var):
+                if abs(x[j, i]) > absurd[i]:
+                    code = 1
+                    break
+        if code < 0 and pt_col >= 0 and x[j, pt_col] <= 0:
+            code = 2
+        if code < 0 and mass_col >= 0:
+            tol = math.inf
+            if pt_col >= 0:
+                tol = mass_tolerance_rel * abs(x[j, pt_col])
+            tol = min(tol, mass_tolerance_cap)
+            if x[j, mass_col] < -tol:
+                code = 3
+        if code < 0 and phi_col >= 0 and abs(x[j, phi_col]) > phi_max:
+            code = 4
+        if code < 0:
+            for i in range(n_var):
+                if x[j, i] < lo[i] or x[j, i] > hi[i]:
+                    code = 5
+                    break
+        out[j] = code
+
+
+@_kernel
+def unphysical(x: np.ndarray, kind: np.ndarray, phi_max: float, out: np.ndarray) -> None:
+    """Per jet (row of ``x``): a non-finite value, a negative value of a ``kind == 1``
+    variable (pt, mass, E), or ``|phi| > phi_max`` for a ``kind == 2`` variable."""
+    n, n_var = x.shape
+    for j in range(n):
+        bad = False
+        for i in range(n_var):
+            v = np.float64(x[j, i])
+            if (
+                not math.isfinite(v)
+                or (kind[i] == 1 and v < 0)
+                or (kind[i] == 2 and abs(v) > phi_max)
+            ):
+                bad = True
+                break
+        out[j] = bad

@@ -73,16 +73,30 @@ def sigma68(x: np.ndarray) -> float:
 
 
 def unphysical_mask(values: np.ndarray, variables: Sequence[str]) -> np.ndarray:
-    """Jets with a non-finite value, negative pt/mass/E, or |phi| > pi."""
+    """Jets with a non-finite value, negative pt/mass/E, or |phi| > pi (+1e-6).
+
+    One pass over the jets (`hepae_coffea.processing.fill_kernels.unphysical`); the phi
+    limit is compared in the values' own float type, as numpy compares an array with a
+    Python float.
+    """
+    from .fill_kernels import unphysical  # numba: imported when first needed
+
     v = np.asarray(values)
-    bad = ~np.isfinite(v).all(axis=1)
-    for i, name in enumerate(variables):
-        c = canonical_variable(name)
-        if nonnegative_energy(c):
-            bad |= v[:, i] < 0
-        elif c == "phi":
-            bad |= np.abs(v[:, i]) > math.pi + 1e-6
-    return np.asarray(bad, dtype=bool)
+    canon = [canonical_variable(name) for name in variables]
+    kind = np.array(
+        [1 if nonnegative_energy(c) else 2 if c == "phi" else 0 for c in canon], dtype=np.int64
+    )
+    if v.ndim != 2 or v.shape[1] != len(canon):
+        raise ValueError(
+            f"expected (jets, {len(canon)}) values of {list(variables)}, got {v.shape}"
+        )
+    dtype = v.dtype if v.dtype.kind == "f" else np.dtype(np.float64)
+    phi_max = float(np.asarray(math.pi + 1e-6, dtype=dtype))
+    if v.dtype not in (np.float32, np.float64):
+        v = v.astype(np.float64)
+    out = np.empty(len(v), dtype=bool)
+    unphysical(v, kind, phi_max, out)
+    return out
 
 
 def residual_summary(

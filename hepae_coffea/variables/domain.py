@@ -97,40 +97,38 @@ class Domain:
 
     def reasons(self, values: np.ndarray) -> np.ndarray:
         """Per jet: index into :data:`REASONS` of the first reason it is out, or -1 (in)."""
+        from ..processing.fill_kernels import domain_codes  # numba: imported when needed
+
         x = np.asarray(values, dtype=np.float64)
-        out = np.full(len(x), -1, dtype=np.int8)
-
-        def mark(code: int, bad: np.ndarray | np.bool_) -> None:
-            out[(out < 0) & bad] = code
-
+        if x.ndim != 2 or x.shape[1] != len(self.variables):
+            raise ValueError(
+                f"expected (jets, {len(self.variables)}) values of {list(self.variables)}, "
+                f"got shape {x.shape}"
+            )
         canon = [canonical_variable(v) for v in self.variables]
         scale = unit_scale(self.units)
-        with np.errstate(invalid="ignore"):
-            mark(0, ~np.isfinite(x).all(axis=1))
-            absurd = np.zeros(len(x), dtype=bool)
-            for i, v in enumerate(self.variables):
-                limit = (
-                    ABSURD_GEV / scale
-                    if nonnegative_energy(v) or v in ("px", "py", "pz")
-                    else ABSURD_GEV
-                )
-                absurd |= np.abs(x[:, i]) > limit
-            mark(1, absurd)
-            if "pt" in canon:
-                mark(2, x[:, canon.index("pt")] <= 0)
-            if "mass" in canon:
-                m = x[:, canon.index("mass")]
-                tol = np.full(len(x), math.inf)
-                if "pt" in canon:
-                    tol = MASS_TOLERANCE_REL * np.abs(x[:, canon.index("pt")])
-                tol = np.minimum(tol, self.mass_tolerance_cap)
-                mark(3, m < -tol)
-            if "phi" in canon:
-                mark(4, np.abs(x[:, canon.index("phi")]) > math.pi + 1e-6)
-            outside = np.zeros(len(x), dtype=bool)
-            for i in range(len(self.variables)):
-                outside |= (x[:, i] < self.lo[i]) | (x[:, i] > self.hi[i])
-            mark(5, outside)
+        absurd = np.array(
+            [
+                ABSURD_GEV / scale
+                if nonnegative_energy(v) or v in ("px", "py", "pz")
+                else ABSURD_GEV
+                for v in self.variables
+            ]
+        )
+        out = np.empty(len(x), dtype=np.int8)
+        domain_codes(  # one pass over the jets, the reasons checked in order
+            x,
+            absurd,
+            canon.index("pt") if "pt" in canon else -1,
+            canon.index("mass") if "mass" in canon else -1,
+            canon.index("phi") if "phi" in canon else -1,
+            MASS_TOLERANCE_REL,
+            self.mass_tolerance_cap,
+            math.pi + 1e-6,
+            np.asarray(self.lo, dtype=np.float64),
+            np.asarray(self.hi, dtype=np.float64),
+            out,
+        )
         return out
 
     def counts(self, codes: np.ndarray) -> dict[str, int]:
