@@ -208,11 +208,11 @@ def _chunk(n_events: int, units: str, seed: int) -> tuple[ChunkResult, list[str]
     orig[7, 1] = -0.0
     rec[8] = [np.inf, 1e300, np.nan, -1e-300]
     rec[9, 1] = orig[9, 1]  # a zero residual
-    orig[10:14, 0] = orig[10, 0]  # tied pT inside the second event
+    orig[10:14, 0] = 3000.0 * scale  # the highest pT, tied, in the second event
     orig[4:6, 1], rec[4:6, 1] = -0.5, -0.5
     score = rng.exponential(1e-3, n).astype(np.float32)
-    score[11] = np.float32(np.nan)
-    score[12] = np.float32(np.inf)
+    score[11] = np.float32(np.nan)  # second event: its max is NaN (overflow)
+    score[2] = np.float32(np.inf)  # first event
     latent = rng.uniform(-0.2, 1.2, (n, 3)).astype(np.float32)
     latent[:4] = [[0.0, 1.0, np.nan], [1e30, -1e30, -0.0], [0.5, 0.25, 1.0], [-1.0, 2.0, 0.1]]
     with np.errstate(over="ignore"):  # 1e300 -> inf in float32
