@@ -409,3 +409,23 @@ def test_unphysical_mask_equals_numpy_masks(dtype: type) -> None:
     assert not ours[6]  # pt = -0.0
     # the limit rounded to float32 is above pi + 1e-6: out in float64, in (on it) in float32
     assert ours[0] == (dtype == np.float64)
+
+
+def test_kernels_work_without_a_writable_cache_folder() -> None:
+    """Where numba finds no writable cache folder (a read-only install), the module still
+    imports and its kernels compile in the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numba.core.caching as c\n"
+        "def refuse(self): raise PermissionError('read-only')\n"
+        "c._CacheLocator.ensure_cache_path = refuse\n"
+        "from hepae_coffea.processing import fill_kernels as fk\n"
+        "assert type(fk.log2_index._cache).__name__ == 'NullCache'\n"  # not cached
+        "print(fk.log2_index(3.0, 0, 2, 1, False))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.split()[-1] == "4"  # edges 1 1.5 2 3 4: 3.0 is in [3, 4), flow bin 4

@@ -13,12 +13,13 @@ value straight into the histograms' flow-inclusive views, with the same bins:
 
 The kernels take the binnings' parameters as plain numbers (``lo_exp, hi_exp, bits,
 symmetric``; ``n, lo, hi``; an edges array). They are compiled on first use and cached
-next to this file (``cache=True``); where that folder is read-only numba compiles them
-again in each process.
+next to this file (``cache=True``; where that folder is read-only, in the user's numba
+cache folder, else they are compiled again in each process).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -46,6 +47,8 @@ __all__ = [
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+log = logging.getLogger(__name__)
+
 _MANTISSA = 52
 _ABS_MASK = 0x7FFF_FFFF_FFFF_FFFF
 _TWO_PI = 2 * math.pi
@@ -55,8 +58,17 @@ _PW_BLOCKSIZE = 128
 
 def _kernel(func: _F) -> _F:
     """``numba.njit(cache=True, nogil=True)`` with numpy's float semantics (division by
-    zero gives inf or NaN, as in numpy), typed for mypy."""
-    return cast("_F", numba.njit(cache=True, nogil=True, error_model="numpy")(func))
+    zero gives inf or NaN, as in numpy), typed for mypy.
+
+    numba caches the compiled kernel next to this file, else in the user's cache folder
+    (``NUMBA_CACHE_DIR``); where neither is writable the kernel is compiled in each
+    process instead.
+    """
+    try:
+        return cast("_F", numba.njit(cache=True, nogil=True, error_model="numpy")(func))
+    except RuntimeError as e:  # "cannot cache function ...: no locator available"
+        log.debug("numba kernel %s not cached: %s", func.__name__, e)
+        return cast("_F", numba.njit(nogil=True, error_model="numpy")(func))
 
 
 def _float_bits_typer(typingctx: Any, x: Any) -> Any:
