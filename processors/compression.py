@@ -317,11 +317,14 @@ def _log2_args(b: Log2Binning) -> tuple[int, int, int]:
 
 def _fill_distributions(
     out: dict[str, Any],
-    res: ChunkResult,
+    orig: np.ndarray,
+    rec: np.ndarray,
     scale: np.ndarray,
     metadata: Mapping[str, Any],
 ) -> None:
-    """The ``distribution`` histograms: original and reconstructed values (in GeV)."""
+    """The ``distribution`` histograms: original and reconstructed values (``orig`` and
+    ``rec`` in the model's units, times ``scale``: in GeV), in the order of the metadata's
+    variables."""
     binnings = list(distribution_binnings(metadata).items())
     n_var = len(binnings)
     kind = np.zeros(n_var, dtype=np.int64)
@@ -346,8 +349,8 @@ def _fill_distributions(
         edges[i, : len(e)] = e
     counts = np.zeros((n_var, int(flow.max(initial=1)), 2))
     fill_kernels.fill_distributions(
-        res.original,
-        res.reconstructed,
+        orig,
+        rec,
         scale,
         kind,
         reg_n,
@@ -434,7 +437,7 @@ def fill_hists(
         _set_moments(out["residual_moments"], i, 0, rel[i, : n_rel[i]])
         _set_moments(out["residual_moments"], i, 1, absr[i])
     clock("residual_moments")
-    _fill_distributions(out, res, scale, metadata)
+    _fill_distributions(out, orig, rec, scale, metadata)
     clock("distribution")
     has = res.counts > 0
     if (res.counts < 0).any() or int(res.counts.sum()) != len(res.score):
