@@ -183,8 +183,9 @@ def test_training_figures(tmp_path):
 def test_plot_results_edge_cases(tmp_path, results):
     out, _ = results
     empty = {"empty": make_hists(load_model().metadata)}  # a dataset without jets
-    made = plot_results({**out, **empty}, tmp_path / "p", formats=("png",))
+    made = plot_results({"qcd": out["qcd"], **empty}, tmp_path / "p", formats=("png",))
     assert all(p.exists() and p.stat().st_size > 5000 for files in made.values() for p in files)
+    assert not [name for name in made if "empty" in name]  # no per-dataset figures
     many = {f"ds{i}": out["qcd"] for i in range(12)}  # more datasets than colours
     comb = figure_residuals_combined(many)
     assert len([a for a in comb.axes if a.get_visible()]) == 4
@@ -192,10 +193,39 @@ def test_plot_results_edge_cases(tmp_path, results):
     assert len(fig.axes[0].get_legend().get_texts()) == 12
 
 
+def test_figure_groups_select_what_is_drawn(tmp_path, results):
+    out, _ = results
+    groups = {
+        "residuals": {"residuals", "residual_pt", "residual_abs_eta", "residual_vs_pt_qcd_mass"},
+        "distributions": {"distribution_qcd_pt", "distribution_qcd_mass"},
+        "scores": {"score_jet", "score_event_max", "score_event_mean"},
+        "latents": {"latents", "latent_pairs_qcd"},
+    }
+    for group in ("scores", "latents"):  # the cheap groups; distributions: the test below
+        names = groups[group]
+        made = plot_results(
+            {"qcd": out["qcd"]}, tmp_path / group, formats=("png",), figures=[group]
+        )
+        assert names <= set(made), group
+        others = set().union(*(n for g, n in groups.items() if g != group))
+        assert not others & set(made), group
+        assert sorted(p.name for p in (tmp_path / group).iterdir()) == sorted(
+            p.name for files in made.values() for p in files
+        )
+    with pytest.raises(ValueError, match=r"unknown figure group.*resdiuals"):
+        plot_results(out, tmp_path / "x", figures=["resdiuals"])
+
+
 def test_dataset_names_become_single_path_components(tmp_path, results):
     out, _ = results
-    made = plot_results({"a/b c": out["qcd"], "..": out["qcd"]}, tmp_path / "p", formats=("png",))
+    made = plot_results(
+        {"a/b c": out["qcd"], "..": out["qcd"]},
+        tmp_path / "p",
+        formats=("png",),
+        figures=["distributions"],
+    )
     names = {p.name for files in made.values() for p in files}
+    assert all(n.startswith("distribution_") for n in names)  # the one group asked for
     # "/" and " " replaced by "_"; a name of dots gets a prefix instead of meaning a folder
     assert "distribution_a_b_c_pt.png" in names
     assert "distribution_dataset___pt.png" in names

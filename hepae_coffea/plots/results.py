@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,12 +42,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "FIGURE_GROUPS",
     "figure_distribution",
     "figure_residual",
     "figure_residual_vs_pt",
     "figure_residuals_combined",
     "plot_results",
 ]
+
+#: the groups of figures `plot_results` can draw (``figures=``), all by default
+FIGURE_GROUPS = ("residuals", "distributions", "scores", "latents")
 
 log = logging.getLogger(__name__)
 
@@ -309,13 +313,23 @@ def plot_results(
     signal: str | None = None,
     model: ModelSource = None,
     formats: Sequence[str] = ("png", "pdf"),
+    figures: Collection[str] = FIGURE_GROUPS,
 ) -> dict[str, list[Path]]:
-    """Draw every figure for a processor output into ``out_dir``; returns name -> files.
+    """Draw the figures for a processor output into ``out_dir``; returns name -> files.
 
     ``model`` (a model file, its bytes or a :class:`~hepae_coffea.model.handle.ModelHandle`)
     enables the latent-space scan; ``background`` and ``signal`` (dataset names) the ROC
-    curves.
+    curves. ``figures`` selects groups of figures (default: all of :data:`FIGURE_GROUPS`):
+    ``residuals`` (combined, per variable, and against pt per dataset), ``distributions``
+    (original and reconstructed, per dataset), ``scores`` (anomaly scores; with
+    ``background`` and ``signal`` the ROC curves and the sculpting check) and ``latents``
+    (the latents, their pairs per dataset and, with ``model``, the latent-space scan).
     """
+    unknown = sorted(set(figures) - set(FIGURE_GROUPS))
+    if unknown:
+        raise ValueError(
+            f"unknown figure group(s) {', '.join(unknown)}; choose from {', '.join(FIGURE_GROUPS)}"
+        )
     out = Path(out_dir)
     made: dict[str, list[Path]] = {}
     datasets = {k: v for k, v in outputs.items() if not str(k).startswith("_")}
@@ -323,9 +337,38 @@ def plot_results(
         raise ValueError("no datasets in the results")
     handle = open_model(model) if model is not None else None  # fail early on a bad file
     variables = _variables(datasets)
-    made["residuals"] = save_figure(
-        figure_residuals_combined(datasets, label), out / "residuals", formats
-    )
+    if "residuals" in figures:
+        made.update(_residual_figures(datasets, variables, out, label, formats))
+    for name, d in datasets.items():
+        if d["score_jet"].sum(flow=True) == 0:
+            log.warning("dataset %r has no processed jets: no per-dataset figures", name)
+            continue
+        made.update(_dataset_figures(d, name, variables, out, label, formats, figures))
+    if "scores" in figures:
+        made.update(_score_figures(datasets, out, label, formats, background, signal))
+    if "latents" in figures:
+        made["latents"] = save_figure(figure_latents(datasets, label), out / "latents", formats)
+        if handle is not None:
+            first = next(iter(datasets.values()))
+            made["latent_scan"] = save_figure(
+                figure_latent_scan(handle, first, label=label), out / "latent_scan", formats
+            )
+    return made
+
+
+def _residual_figures(
+    datasets: Mapping[str, Any],
+    variables: Sequence[str],
+    out: Path,
+    label: str,
+    formats: Sequence[str],
+) -> dict[str, list[Path]]:
+    """The residuals of all datasets together: combined and per variable."""
+    made = {
+        "residuals": save_figure(
+            figure_residuals_combined(datasets, label), out / "residuals", formats
+        )
+    }
     for v in variables:
         made[f"residual_{v}"] = save_figure(
             figure_residual(datasets, v, kind="relative", label=label),
@@ -338,25 +381,52 @@ def plot_results(
                 out / f"residual_abs_{v}",
                 formats,
             )
-    for name, d in datasets.items():
-        if d["score_jet"].sum(flow=True) == 0:
-            log.warning("dataset %r has no processed jets: no per-dataset figures", name)
-            continue
-        safe = safe_name(name, "dataset")
-        for v in variables:
+    return made
+
+
+def _dataset_figures(
+    d: Mapping[str, Any],
+    name: str,
+    variables: Sequence[str],
+    out: Path,
+    label: str,
+    formats: Sequence[str],
+    figures: Collection[str],
+) -> dict[str, list[Path]]:
+    """One dataset's figures of the selected groups (file names carry the dataset's
+    name, sanitised)."""
+    made: dict[str, list[Path]] = {}
+    safe = safe_name(name, "dataset")
+    for v in variables:
+        if "distributions" in figures:
             made[f"distribution_{safe}_{v}"] = save_figure(
                 figure_distribution(d, v, name, label), out / f"distribution_{safe}_{v}", formats
             )
-            if d["residual_vs_pt"][{"variable": v}].sum(flow=True) > 0:
-                made[f"residual_vs_pt_{safe}_{v}"] = save_figure(
-                    figure_residual_vs_pt(d, v, name, label),
-                    out / f"residual_vs_pt_{safe}_{v}",
-                    formats,
-                )
-        if len(d["latent_pairs"].axes["pair"]) and d["latent_pairs"].sum() > 0:
-            made[f"latent_pairs_{safe}"] = save_figure(
-                figure_latent_pairs(d, name, label), out / f"latent_pairs_{safe}", formats
+        if "residuals" in figures and d["residual_vs_pt"][{"variable": v}].sum(flow=True) > 0:
+            made[f"residual_vs_pt_{safe}_{v}"] = save_figure(
+                figure_residual_vs_pt(d, v, name, label),
+                out / f"residual_vs_pt_{safe}_{v}",
+                formats,
             )
+    pairs = d["latent_pairs"]
+    if "latents" in figures and len(pairs.axes["pair"]) and pairs.sum() > 0:
+        made[f"latent_pairs_{safe}"] = save_figure(
+            figure_latent_pairs(d, name, label), out / f"latent_pairs_{safe}", formats
+        )
+    return made
+
+
+def _score_figures(
+    datasets: Mapping[str, Any],
+    out: Path,
+    label: str,
+    formats: Sequence[str],
+    background: str | None,
+    signal: str | None,
+) -> dict[str, list[Path]]:
+    """Anomaly scores; with ``background`` and ``signal`` the ROC curves and, where the
+    background has the anomaly histograms, the sculpting check."""
+    made: dict[str, list[Path]] = {}
     for which in ("score_jet", "score_event_max", "score_event_mean"):
         made[which] = save_figure(figure_scores(datasets, which, label), out / which, formats)
     if background and signal:
@@ -371,10 +441,4 @@ def plot_results(
                 out / "sculpting",
                 formats,
             )
-    made["latents"] = save_figure(figure_latents(datasets, label), out / "latents", formats)
-    if handle is not None:
-        first = next(iter(datasets.values()))
-        made["latent_scan"] = save_figure(
-            figure_latent_scan(handle, first, label=label), out / "latent_scan", formats
-        )
     return made
