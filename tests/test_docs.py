@@ -76,5 +76,6 @@ def test_every_library_module_is_in_the_api_reference():
         for d in documented
         if m == d or (d != "hepae_coffea" and m.startswith(d + "."))
     }
-    missing = modules - covered - private - {"hepae_coffea.cli"}
+    cli = {m for m in modules if m == "hepae_coffea.cli" or m.startswith("hepae_coffea.cli.")}
+    missing = modules - covered - private - cli
     assert not missing, f"modules missing from docs/api/: {sorted(missing)}"

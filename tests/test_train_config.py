@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from hepae_coffea.cli import _config_values, _train_config, build_parser, main
+from hepae_coffea.cli import build_parser, main
+from hepae_coffea.cli.options import config_values
+from hepae_coffea.cli.train import train_config
 from hepae_coffea.model.config import ModelConfig
 from hepae_coffea.training.config import TrainConfig, load_config
 
@@ -79,7 +81,7 @@ def _default(f: dataclasses.Field) -> object:
 
 
 def _config(argv: list[str]) -> TrainConfig:
-    return _train_config(build_parser().parse_args(["train", *argv]))
+    return train_config(build_parser().parse_args(["train", *argv]))
 
 
 def test_every_field_has_exactly_one_option():
@@ -138,7 +140,7 @@ def test_each_option_sets_its_field():
         inputs = [] if name == "inputs" else ["in.root"]
         args = build_parser().parse_args(["train", *inputs, *words])
         values: dict[str, object] = {}
-        _config_values(args, TrainConfig, values)
+        config_values(args, TrainConfig, values)
         assert values[name] == value, name
         assert set(values) <= {name, "inputs"}, name
 
