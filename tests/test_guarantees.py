@@ -222,7 +222,8 @@ def test_plot_reads_results_without_unpickling(run_outputs, tmp_path, capsys):
     evil.write_bytes(pickle.dumps(_Payload(marker)))
     safe = run_outputs.with_name("res.hists.json")
     (tmp_path / "res.hists.json").write_bytes(safe.read_bytes())
-    assert main(["plot", str(evil), "-o", str(tmp_path / "plots"), "--formats", "png"]) == 0
+    argv = ["plot", str(evil), "-o", str(tmp_path / "plots"), "--formats", "png"]
+    assert main([*argv, "--figures", "scores"]) == 0
     assert not marker.exists()
     assert list((tmp_path / "plots").glob("*.png"))
     # without its safe sibling, a .coffea pickle needs --trust-pickle

@@ -286,6 +286,8 @@ def test_cli_plot_and_report(results, tmp_path, capsys):
                 str(run_dir),
                 "--formats",
                 "png",  # PDF output is checked with the report below
+                "--figures",
+                "scores,latents",  # the ROC curve and the latent scan; the rest: below
                 "--report",
                 "--threshold",
                 "pt=0.5",
@@ -300,10 +302,14 @@ def test_cli_plot_and_report(results, tmp_path, capsys):
     assert (out / "latent_scan.png").exists()  # the model recorded in the results
     report = (out / "report.md").read_text()
     assert "![roc](roc.png)" in report
-    assert main(["report", str(path), "-o", str(tmp_path / "r"), "--formats", "pdf"]) == 0
-    assert (tmp_path / "r" / "report.md").exists()
+    assert not list(out.glob("residual*"))
+    assert not list(out.glob("distribution*"))
+    argv = ["report", str(path), "-o", str(tmp_path / "r"), "--formats", "pdf"]
+    assert main([*argv, "--figures", "scores"]) == 0
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "| pt | relative |" in report  # the residual table, whatever the figures
     assert (tmp_path / "r" / "roc.pdf").exists() is False  # no ROC without --signal
-    assert (tmp_path / "r" / "residuals.pdf").read_bytes()[:4] == b"%PDF"
+    assert (tmp_path / "r" / "score_jet.pdf").read_bytes()[:4] == b"%PDF"
 
 
 @pytest.mark.parametrize(
@@ -314,6 +320,7 @@ def test_cli_plot_and_report(results, tmp_path, capsys):
         (["plot", "{res}", "--background", "qcd", "--signal", "zz"], "dataset 'zz' not in"),
         (["plot"], "give a results file and/or --training"),
         (["plot", "--training", "nowhere"], "no training history"),
+        (["plot", "{res}", "--figures", "scores,rocs"], "--figures: unknown group(s) rocs"),
     ],
 )
 def test_cli_plot_errors(results, tmp_path, monkeypatch, capsys, argv, message):
@@ -353,3 +360,10 @@ def test_count_residuals_drawn_per_integer_and_width_below_resolution():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_cli_figure_groups_are_the_library_groups():
+    from hepae_coffea.cli.plot import _GROUPS
+    from hepae_coffea.plots.results import FIGURE_GROUPS
+
+    assert _GROUPS == FIGURE_GROUPS

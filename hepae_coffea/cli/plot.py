@@ -8,6 +8,10 @@ from typing import Any
 
 from .options import Subparsers, add_trust_pickle, kv_pairs
 
+#: the figure groups of `hepae_coffea.plots.results.FIGURE_GROUPS` (kept here so that
+#: ``--help`` does not import the plotting code; a test checks they agree)
+_GROUPS = ("residuals", "distributions", "scores", "latents")
+
 
 def add_parser(sub: Subparsers) -> None:
     """Add ``plot`` and ``report``."""
@@ -48,6 +52,11 @@ def _add(sub: Subparsers, name: str, report: bool) -> None:
     )
     p.add_argument("--formats", default="png,pdf", help="figure formats (default png,pdf)")
     p.add_argument(
+        "--figures",
+        default=",".join(_GROUPS),
+        help=f"groups of figures of the results file, comma-separated (default {','.join(_GROUPS)})",
+    )
+    p.add_argument(
         "--threshold",
         action="append",
         metavar="VAR=S68",
@@ -71,6 +80,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if bool(args.background) != bool(args.signal):
         raise ValueError("--background and --signal go together")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    figures = [f.strip() for f in args.figures.split(",") if f.strip()]
+    unknown = sorted(set(figures) - set(_GROUPS))
+    if unknown:
+        raise ValueError(
+            f"--figures: unknown group(s) {', '.join(unknown)}; choose from {', '.join(_GROUPS)}"
+        )
     thresholds = kv_pairs(args.threshold, "--threshold", float)
     check_outputs(
         [args.results, args.model, args.training],
@@ -97,6 +112,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
                 signal=args.signal,
                 model=model,
                 formats=formats,
+                figures=figures,
             )
         )
     if args.training:
