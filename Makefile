@@ -16,8 +16,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/hepae demo -o demo-output
 
+# the suite in parallel: one worker per core (at most 4), each test file on one worker
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -36,7 +36,8 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite, with the extras CI installs."""
     _install(session, "generate,test,tensorboard,root")
-    session.run("pytest", *session.posargs, env={"MPLBACKEND": "Agg"})
+    args = session.posargs or ["-n", "auto", "--maxprocesses", "4", "--dist", "loadfile"]
+    session.run("pytest", *args, env={"MPLBACKEND": "Agg"})
 
 
 @nox.session
