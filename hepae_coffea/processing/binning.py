@@ -10,9 +10,11 @@ edge go to the bin above, NaN to overflow, as in boost-histogram.
 
 :class:`RegularBinning` and :class:`VariableBinning` do the same for the processor's other
 axes (``hist.axis.Regular`` and ``hist.axis.Variable``): their ``index`` repeats
-boost-histogram's own arithmetic, so that every histogram is filled with one
-``np.bincount`` (:func:`add_counts`, :func:`add_per_column`) and the same bins as
-``Hist.fill``.
+boost-histogram's own arithmetic, so that a histogram can be filled with one
+``np.bincount`` of the indices (:func:`add_counts`, :func:`add_per_column`) and get the
+same bins as with ``Hist.fill``. The processor's fills (`hepae_coffea.processing.fill_kernels`)
+repeat this arithmetic value by value in numba kernels; the ``index`` methods here are
+their reference.
 """
 
 from __future__ import annotations
