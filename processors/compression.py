@@ -477,6 +477,7 @@ def fill_hists(
         res.counts,
         variables,
         event_score_index={"max": event_index[0], "mean": event_index[1]},
+        units=res.units,
     )
     clock("anomaly")
 

@@ -294,9 +294,9 @@ def test_fill_hists_equals_plain_hist_fill(units: str) -> None:
             assert mom["count"][i, k] == values.size
             np.testing.assert_array_equal(mom["value"][i, k], mean)
             np.testing.assert_array_equal(mom["_sum_of_deltas_squared"][i, k], ssd)
-    # anomaly histograms (in the model's units, as before), by hand
+    # anomaly histograms (in GeV, whatever the model's units), by hand
     anomaly = make_anomaly_hists()
-    o = res.original.astype(np.float64)
+    o = res.original.astype(np.float64) * (1e-3 if units == "MeV" else 1.0)
     base = event_baselines(o[:, 0], o[:, 3], res.counts)
     for name in BASELINES:
         anomaly["baseline"].fill(observable=name, value=base[name])

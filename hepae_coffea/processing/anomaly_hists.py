@@ -24,6 +24,7 @@ import hist
 import numpy as np
 
 from ..io.jets import canonical_variable
+from ..variables.registry import unit_scale
 from .anomaly import Roc, event_scores, roc_from_hists, sculpting_from_counts
 from .binning import Log2Binning
 from .hists import SCORE_BINNING
@@ -82,13 +83,15 @@ def anomaly_hists(
     variables: Sequence[str],
     *,
     event_score_index: Mapping[str, np.ndarray] | None = None,
+    units: str = "GeV",
 ) -> dict[str, hist.Hist[Any]]:
     """Filled anomaly histograms of one chunk.
 
     Parameters
     ----------
     original : (n_jets, n_variables) array
-        The jets the model saw, in physical units (flat over events).
+        The jets the model saw, in physical units (flat over events), energies in
+        ``units``; the histograms are in GeV.
     score : (n_jets,) array
         Their anomaly scores.
     counts : (n_events,) array
@@ -99,6 +102,8 @@ def anomaly_hists(
         ``{"max": ..., "mean": ...}``: the ``SCORE_BINNING`` flow-inclusive indices of the
         event scores (`hepae_coffea.processing.anomaly.event_scores`), when the caller
         has computed them already.
+    units : {"GeV", "MeV"}
+        Energy unit of ``original`` (the model's).
     """
     from .fill_kernels import fill_baselines  # numba: imported when first needed
 
@@ -106,8 +111,9 @@ def anomaly_hists(
     canon = [canonical_variable(v) for v in variables]
     if "pt" not in canon or len(score) == 0:
         return out
-    pt = original[:, canon.index("pt")]
-    mass = original[:, canon.index("mass")] if "mass" in canon else None
+    gev = unit_scale(units)  # GeV per unit of ``original``
+    pt = original[:, canon.index("pt")].astype(np.float64) * gev
+    mass = original[:, canon.index("mass")].astype(np.float64) * gev if "mass" in canon else None
     counts = np.asarray(counts, dtype=np.int64)
     if (counts < 0).any():
         raise ValueError("negative jet counts")
