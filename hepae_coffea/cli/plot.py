@@ -6,11 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..plots import FIGURE_GROUPS as _GROUPS
 from .options import Subparsers, add_trust_pickle, kv_pairs
-
-#: the figure groups of `hepae_coffea.plots.results.FIGURE_GROUPS` (kept here so that
-#: ``--help`` does not import the plotting code; a test checks they agree)
-_GROUPS = ("residuals", "distributions", "scores", "latents")
 
 
 def add_parser(sub: Subparsers) -> None:

@@ -22,6 +22,7 @@ from ..model.handle import ModelSource, open_model
 from ..processing.hists import cdf_at, moments_mean_rms, sigma68_from_hist
 from ..processing.metrics import is_count, residual_kind
 from ..variables.registry import nonnegative_energy
+from . import FIGURE_GROUPS
 from .scan import figure_latent_pairs, figure_latent_scan, figure_latents
 from .scores import figure_roc, figure_scores, figure_sculpting
 from .style import (
@@ -49,9 +50,6 @@ __all__ = [
     "figure_residuals_combined",
     "plot_results",
 ]
-
-#: the groups of figures `plot_results` can draw (``figures=``), all by default
-FIGURE_GROUPS = ("residuals", "distributions", "scores", "latents")
 
 log = logging.getLogger(__name__)
 
