@@ -9,6 +9,7 @@ fills histograms of residuals, distributions, anomaly scores and latents, keyed 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -37,7 +38,7 @@ from hepae_coffea.model.cache import (
 from hepae_coffea.model.handle import ModelSource, open_model
 from hepae_coffea.processing import fill_kernels
 from hepae_coffea.processing.anomaly_hists import anomaly_hists
-from hepae_coffea.processing.binning import Log2Binning, RegularBinning
+from hepae_coffea.processing.binning import Log2Binning, RegularBinning, VariableBinning
 from hepae_coffea.processing.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
@@ -315,6 +316,12 @@ def _log2_args(b: Log2Binning) -> tuple[int, int, int]:
     return b.lo_exp, b.hi_exp, b.bits
 
 
+@functools.lru_cache(maxsize=64)
+def _bucket_table(b: VariableBinning) -> tuple[np.ndarray, int, int] | None:
+    """``b.bucket_table()``, computed once per binning in each worker."""
+    return b.bucket_table()
+
+
 def _fill_distributions(
     out: dict[str, Any],
     orig: np.ndarray,
@@ -334,19 +341,32 @@ def _fill_distributions(
     n_edges = np.zeros(n_var, dtype=np.int64)
     flow = np.zeros(n_var, dtype=np.int64)
     edge_lists = []
+    table_lists: list[np.ndarray] = []
+    k0 = np.zeros(n_var, dtype=np.int64)
+    shift = np.zeros(n_var, dtype=np.int64)
     for i, (_, b) in enumerate(binnings):
+        table_lists.append(np.zeros(0, dtype=np.int64))
         if isinstance(b, RegularBinning):
             reg_n[i], reg_lo[i], reg_width[i] = b.n, b.lo, b.hi - b.lo
             flow[i] = b.n + 2
             edge_lists.append(np.zeros(0))
         else:
-            kind[i] = 1
             edge_lists.append(np.asarray(b.edges, dtype=np.float64))
             n_edges[i] = len(b.edges)
             flow[i] = len(b.edges) + 1
-    edges = np.zeros((n_var, max(1, int(n_edges.max(initial=0)))))
+            lookup = _bucket_table(b)
+            if lookup is None:
+                kind[i] = 1  # binary search
+            else:
+                kind[i] = 2
+                table_lists[i], k0[i], shift[i] = lookup
+    edges = np.full((n_var, int(n_edges.max(initial=0)) + 1), np.inf)  # +inf after the last
     for i, e in enumerate(edge_lists):
         edges[i, : len(e)] = e
+    n_table = np.array([len(t) for t in table_lists], dtype=np.int64)
+    tables = np.zeros((n_var, max(1, int(n_table.max(initial=0)))), dtype=np.int64)
+    for i, t in enumerate(table_lists):
+        tables[i, : len(t)] = t
     counts = np.zeros((n_var, int(flow.max(initial=1)), 2))
     fill_kernels.fill_distributions(
         orig,
@@ -358,6 +378,10 @@ def _fill_distributions(
         reg_width,
         edges,
         n_edges,
+        tables,
+        n_table,
+        k0,
+        shift,
         counts,
     )
     for i, (v, _) in enumerate(binnings):

@@ -145,6 +145,39 @@ def test_variable_index_equals_searchsorted_and_hist(b: VariableBinning) -> None
     np.testing.assert_array_equal(counts, _flow_counts(b.axis("x"), x))
 
 
+@pytest.mark.parametrize(
+    "edges",
+    [
+        np.geomspace(0.02, 8000.0, 81),  # the distributions of pt, mass and E
+        np.geomspace(1e-3, 2.0, 81),
+        np.array([0.5, 1.0, 2.0, 4.0]),  # every edge at the lower end of a bucket
+        np.array([1.0, 1.5, 1.75, 3.0, 1e300]),
+        np.array([3.1, 3.1000001, 7.0]),  # 2**-25 octaves apart inside a bucket: no table
+    ],
+    ids=lambda e: f"{len(e)} edges from {e[0]:g}",
+)
+def test_table_index_equals_searchsorted(edges: np.ndarray) -> None:
+    lookup = VariableBinning(tuple(edges)).bucket_table()
+    if edges[1] / edges[0] < 1.0 + 1e-6:
+        assert lookup is None
+        return
+    assert lookup is not None
+    table, k0, shift = lookup
+    # at most one edge strictly inside a bucket, and the first bucket holds the first edge
+    keys = edges.view(np.int64) >> shift
+    assert keys[0] == k0 and len(table) == keys[-1] - k0 + 1
+    ext = np.append(edges, np.inf)
+    x = np.concatenate([_adversarial(edges, seed=5), edges * 1.0000001, edges * 0.9999999])
+    ours = np.array([fk.table_index(v, ext, len(edges), table, k0, shift) for v in x])
+    np.testing.assert_array_equal(ours, np.searchsorted(edges, x, side="right"))
+    np.testing.assert_array_equal(ours, _reference_index(edges, x))
+
+
+def test_no_bucket_table_for_edges_from_zero_or_below() -> None:
+    assert VariableBinning((0.0, 1.0, 2.0)).bucket_table() is None
+    assert VariableBinning((-1.0, 1.0)).bucket_table() is None
+
+
 def test_wrap_phi_equals_the_numpy_reference() -> None:
     rng = np.random.default_rng(4)
     pi = math.pi
@@ -154,6 +187,10 @@ def test_wrap_phi_equals_the_numpy_reference() -> None:
             [0.0, -0.0, pi, -pi, 2 * pi, -2 * pi, 3 * pi, np.nextafter(pi, 0.0)],
             [np.nextafter(-pi, 0.0), np.nextafter(pi, 4.0), np.nextafter(-pi, -4.0)],
             [1e300, -1e300, 5e-324, np.inf, -np.inf, np.nan],
+            # d + pi at the ends of (0, 2 pi), where the kernel skips fmod, and just outside
+            [np.nextafter(-pi, -4.0) + 1e-16, pi - 1e-15, pi + 1e-15, -pi + 5e-324],
+            np.nextafter(2 * pi, [0.0, 8.0]) - pi,
+            rng.uniform(-2 * pi, 2 * pi, 2000),
         ]
     )
     ours = np.array([fk.wrap_phi(v) for v in d])
@@ -429,3 +466,49 @@ def test_kernels_work_without_a_writable_cache_folder() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
     assert out.stdout.split()[-1] == "4"  # edges 1 1.5 2 3 4: 3.0 is in [3, 4), flow bin 4
+
+
+def test_fill_distributions_each_kind_of_binning() -> None:
+    """Regular bins, edges found by binary search and edges found by the bucket table
+    count every value where numpy's searchsorted puts it."""
+    rng = np.random.default_rng(8)
+    regular = RegularBinning(40, -2.0, 2.0)
+    searched = VariableBinning((-1.0, 0.0, 0.5, 2.0, 10.0))  # from below zero: no table
+    tabled = VariableBinning(tuple(np.geomspace(0.1, 1000.0, 41)))
+    assert searched.bucket_table() is None
+    lookup = tabled.bucket_table()
+    assert lookup is not None
+    n = 5000
+    orig = np.stack(
+        [rng.normal(0, 1.5, n), rng.normal(1, 3, n), np.exp(rng.uniform(-4, 8, n))], axis=1
+    ).astype(np.float32)
+    orig[:5] = [[np.nan, np.nan, np.nan], [0, 0, 0], [-0.0, -0.0, -0.0]] + [[np.inf] * 3] * 2
+    rec = (orig * rng.normal(1.0, 0.05, orig.shape)).astype(np.float32)
+    scale = np.array([1.0, 1.0, 2.0])
+    edges = np.full((3, 42), np.inf)
+    edges[1, :5] = searched.edges
+    edges[2, :41] = tabled.edges
+    tables = np.zeros((3, len(lookup[0])), dtype=np.int64)
+    tables[2] = lookup[0]
+    counts = np.zeros((3, 43, 2))
+    fk.fill_distributions(
+        orig,
+        rec,
+        scale,
+        np.array([0, 1, 2]),
+        np.array([40, 1, 1]),
+        np.array([-2.0, 0.0, 0.0]),
+        np.array([4.0, 1.0, 1.0]),
+        edges,
+        np.array([0, 5, 41]),
+        tables,
+        np.array([0, 0, len(lookup[0])]),
+        np.array([0, 0, lookup[1]]),
+        np.array([0, 0, lookup[2]]),
+        counts,
+    )
+    for k, values in enumerate((orig, rec)):
+        x = values.astype(np.float64) * scale
+        for i, (b, size) in enumerate(((regular, 42), (searched, 6), (tabled, 42))):
+            expect = np.bincount(b.index(x[:, i]), minlength=size)
+            np.testing.assert_array_equal(counts[i, :size, k], expect, err_msg=f"{i} {k}")

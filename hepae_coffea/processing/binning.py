@@ -210,6 +210,35 @@ class VariableBinning:
         x = np.asarray(values, dtype=np.float64)
         return np.searchsorted(np.asarray(self.edges, dtype=np.float64), x, side="right")
 
+    def bucket_table(self, max_bits: int = 12) -> tuple[np.ndarray, int, int] | None:
+        """A lookup table that finds the bin of a positive value from its float bits.
+
+        The values from the first to the last edge are cut into buckets of equal width in
+        log2 (each octave into ``2**b`` buckets: the top ``11 + b`` bits of the float64).
+        ``table[k]`` is the flow-inclusive bin of bucket ``k0 + k``'s lower end (the
+        number of edges at or below it); with the smallest ``b`` that leaves at most one
+        edge inside any bucket, the bin of a value is ``table[k]`` or the one above it.
+
+        Returns ``(table, k0, shift)`` with ``k = (bits >> shift) - k0``, or None where no
+        such table exists: the first edge is not positive, or some edges are closer than
+        ``2**-max_bits`` octaves (those binnings use the binary search).
+        """
+        e = np.asarray(self.edges, dtype=np.float64)
+        if not e[0] > 0.0 or not np.isfinite(e[-1]):
+            return None
+        bits = e.view(np.int64)
+        for b in range(max_bits + 1):
+            shift = 52 - b
+            keys = bits >> shift
+            k0 = int(keys[0])
+            # edges strictly inside a bucket (not at its lower end): at most one per bucket
+            inside = keys[(bits & ((1 << shift) - 1)) != 0]
+            if len(inside) and np.bincount(inside - k0).max() > 1:
+                continue
+            lower = (np.arange(k0, int(keys[-1]) + 1, dtype=np.int64) << shift).view(np.float64)
+            return np.searchsorted(e, lower, side="right").astype(np.int64), k0, shift
+        return None
+
 
 #: any of the bit-indexable binnings
 Binning = Log2Binning | RegularBinning | VariableBinning

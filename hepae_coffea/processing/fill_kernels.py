@@ -40,6 +40,7 @@ __all__ = [
     "moments",
     "pairwise_sum",
     "regular_index",
+    "table_index",
     "unphysical",
     "variable_index",
     "wrap_phi",
@@ -123,25 +124,52 @@ def regular_index(x: float, n: int, lo: float, width: float) -> int:
 @_kernel
 def variable_index(x: float, edges: np.ndarray) -> int:
     """Flow-inclusive bin of ``x`` between increasing ``edges``:
-    ``np.searchsorted(edges, x, side="right")`` (NaN: overflow)."""
+    ``np.searchsorted(edges, x, side="right")`` (NaN: overflow).
+
+    A binary search whose steps depend only on ``len(edges)`` (the comparison picks the
+    next base without a branch to mispredict): it counts the edges ``<= x``.
+    """
+    n = len(edges)
     if math.isnan(x):
-        return len(edges)
-    lo = 0
-    hi = len(edges)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if x < edges[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+        return n
+    if n == 0:
+        return 0
+    base = 0
+    size = n
+    while size > 1:
+        half = size >> 1
+        base = base + half if edges[base + half - 1] <= x else base
+        size -= half
+    return base + 1 if edges[base] <= x else base
+
+
+@_kernel
+def table_index(x: float, ext: np.ndarray, n: int, table: np.ndarray, k0: int, shift: int) -> int:
+    """Flow-inclusive bin of ``x`` between the ``n`` increasing, positive edges
+    ``ext[:n]`` (``ext[n]`` is +inf), found with ``VariableBinning.bucket_table``'s
+    ``(table, k0, shift)``: the same bin as :func:`variable_index`, without a search.
+
+    Written without early returns, so that the compiler keeps it free of branches."""
+    m = len(table)
+    k = (_float_bits(x) >> shift) - k0
+    i: int = table[min(max(k, 0), m - 1)]
+    i = i + 1 if ext[i] <= x else i  # the one edge a bucket may hold, or +inf
+    i = 0 if k < 0 else i  # below the first bucket: below the first edge
+    i = n if k >= m else i  # above the last bucket: above the last edge (+inf too)
+    if not x > 0.0:  # zero and negative values are below the first edge; NaN: overflow
+        i = n if math.isnan(x) else 0
+    return i
 
 
 @_kernel
 def wrap_phi(d: float) -> float:
     """An angle difference mapped into (-pi, pi]: ``registry.wrap_phi`` on one value
     (``np.mod`` as numpy computes it, from ``fmod``)."""
-    m = np.fmod(d + math.pi, _TWO_PI)
+    m = d + math.pi
+    if 0.0 < m < _TWO_PI:  # fmod(m, 2 pi) is m itself, exactly: no call to fmod
+        y = m - math.pi
+        return math.pi if y == -math.pi else y
+    m = np.fmod(m, _TWO_PI)
     if m != 0.0:
         if m < 0.0:  # (the divisor is positive)
             m += _TWO_PI
@@ -297,36 +325,39 @@ def fill_residuals(
     pt_bits)``.
     """
     n, n_var = orig.shape
+    pt_bin = np.zeros(n if pt_col >= 0 else 0, dtype=np.int64)
+    for j in range(len(pt_bin)):
+        pt = np.float64(orig[j, pt_col]) * scale[pt_col]
+        pt_bin[j] = log2_index(pt, pt_lo, pt_hi, pt_bits, False)
+    # one variable at a time: the inner loop's branches on the variable's options are
+    # the same for every jet
     for i in range(n_var):
-        n_rel[i] = 0
-    for j in range(n):
-        p = 0
-        if pt_col >= 0:
-            pt = np.float64(orig[j, pt_col]) * scale[pt_col]
-            p = log2_index(pt, pt_lo, pt_hi, pt_bits, False)
-        for i in range(n_var):
-            o = np.float64(orig[j, i]) * scale[i]
-            d = np.float64(rec[j, i]) * scale[i] - o
+        s, fl, wr, ab_vs_pt = scale[i], floor[i], wrap[i], absolute[i]
+        n_ok = 0
+        for j in range(n):
+            o = np.float64(orig[j, i]) * s
+            d = np.float64(rec[j, i]) * s - o
             # relative residual, as metrics.residuals computes it
-            den = o if floor[i] <= 0 or math.isnan(o) else max(abs(o), floor[i])
+            den = o if fl <= 0 or math.isnan(o) else max(abs(o), fl)
             rel = d / den if den != 0 else np.nan
             # absolute residual, phi wrapped into (-pi, pi] as registry.wrap_phi does
-            ab = wrap_phi(d) if wrap[i] else d
+            ab = wrap_phi(d) if wr else d
             abs_out[i, j] = ab
             ai = log2_index(ab, res_lo, res_hi, res_bits, True)
             residual_abs[i, ai] += 1.0
             rel_finite = math.isfinite(rel)
             if rel_finite:
-                rel_out[i, n_rel[i]] = rel
-                n_rel[i] += 1
+                rel_out[i, n_ok] = rel
+                n_ok += 1
                 ri = log2_index(rel, res_lo, res_hi, res_bits, True)
                 residual[i, ri] += 1.0
             if pt_col >= 0:
-                if absolute[i]:
+                if ab_vs_pt:
                     if math.isfinite(ab):
-                        residual_vs_pt[i, p, coarse_of_fine[ai]] += 1.0
+                        residual_vs_pt[i, pt_bin[j], coarse_of_fine[ai]] += 1.0
                 elif rel_finite:
-                    residual_vs_pt[i, p, coarse_of_fine[ri]] += 1.0
+                    residual_vs_pt[i, pt_bin[j], coarse_of_fine[ri]] += 1.0
+        n_rel[i] = n_ok
 
 
 @_kernel
@@ -340,24 +371,48 @@ def fill_distributions(
     reg_width: np.ndarray,
     edges: np.ndarray,
     n_edges: np.ndarray,
+    tables: np.ndarray,
+    n_table: np.ndarray,
+    k0: np.ndarray,
+    shift: np.ndarray,
     counts: np.ndarray,
 ) -> None:
     """Original and reconstructed values (in GeV: ``x * scale``) of every jet and
     variable, added to ``counts[variable, flow bin, version]``.
 
     Variable ``i`` is binned with ``RegularBinning(reg_n[i], reg_lo[i], reg_lo[i] +
-    reg_width[i])`` where ``kind[i] == 0``, else between ``edges[i, :n_edges[i]]``.
+    reg_width[i])`` where ``kind[i] == 0``, else between ``edges[i, :n_edges[i]]``
+    (``edges[i, n_edges[i]]`` is +inf): with ``kind[i] == 1`` by binary search, with
+    ``kind[i] == 2`` by :func:`table_index` with ``(tables[i, :n_table[i]], k0[i],
+    shift[i])``.
     """
     n, n_var = orig.shape
-    for j in range(n):
-        for i in range(n_var):
-            for k in range(2):
-                x = np.float64(orig[j, i] if k == 0 else rec[j, i]) * scale[i]
-                if kind[i] == 0:
-                    b = regular_index(x, reg_n[i], reg_lo[i], reg_width[i])
-                else:
-                    b = variable_index(x, edges[i, : n_edges[i]])
-                counts[i, b, k] += 1.0
+    # one variable at a time: the inner loops have no branch on the binning's kind
+    for i in range(n_var):
+        s = scale[i]
+        if kind[i] == 0:
+            bins, lo, width = reg_n[i], reg_lo[i], reg_width[i]
+            for j in range(n):
+                counts[i, regular_index(np.float64(orig[j, i]) * s, bins, lo, width), 0] += 1.0
+                counts[i, regular_index(np.float64(rec[j, i]) * s, bins, lo, width), 1] += 1.0
+        elif kind[i] == 2:
+            ext, n_e, table, key0, sh = (
+                edges[i],
+                n_edges[i],
+                tables[i, : n_table[i]],
+                k0[i],
+                shift[i],
+            )
+            for j in range(n):
+                x = np.float64(orig[j, i]) * s
+                counts[i, table_index(x, ext, n_e, table, key0, sh), 0] += 1.0
+                x = np.float64(rec[j, i]) * s
+                counts[i, table_index(x, ext, n_e, table, key0, sh), 1] += 1.0
+        else:
+            e = edges[i, : n_edges[i]]
+            for j in range(n):
+                counts[i, variable_index(np.float64(orig[j, i]) * s, e), 0] += 1.0
+                counts[i, variable_index(np.float64(rec[j, i]) * s, e), 1] += 1.0
 
 
 @_kernel
@@ -379,15 +434,19 @@ def fill_latents(
     pair_lo, pair_lo + pair_width)``)."""
     n_jets, k = latent.shape
     n_pairs = len(pairs)
-    idx = np.empty(k, dtype=np.int64)
-    for j in range(n_jets):
-        for d in range(k):
+    # one dimension (then one pair) at a time, over all jets
+    for d in range(k):
+        for j in range(n_jets):
             latent_view[d, regular_index(np.float64(latent[j, d]), n, lo, width)] += 1.0
-        if n_pairs:
-            for d in range(k):
-                idx[d] = regular_index(np.float64(latent[j, d]), pair_n, pair_lo, pair_width)
-            for q in range(n_pairs):
-                pairs_view[q, idx[pairs[q, 0]], idx[pairs[q, 1]]] += 1.0
+    if n_pairs:
+        idx = np.empty((k, n_jets), dtype=np.int64)
+        for d in range(k):
+            for j in range(n_jets):
+                idx[d, j] = regular_index(np.float64(latent[j, d]), pair_n, pair_lo, pair_width)
+        for q in range(n_pairs):
+            a, b = pairs[q, 0], pairs[q, 1]
+            for j in range(n_jets):
+                pairs_view[q, idx[a, j], idx[b, j]] += 1.0
 
 
 @_kernel
