@@ -131,6 +131,20 @@ def test_forward_every_transform_kind_hand_worked():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_unit_range_from_zero_still_scales_and_inverts():
+    """A [0, 1] mapping whose lower ends are all zero still divides by the widths (the
+    mapping is skipped only where it is the identity)."""
+    tr = [
+        VariableTransform("pt", "log", center=1.0, scale=2.0),
+        VariableTransform("eta", "identity"),
+    ]
+    x = torch.tensor([[10.0, 0.5], [100.0, -2.0]])
+    plain = Normalizer(tr)(x).numpy()
+    mapped = Normalizer(tr, unit_range=(np.zeros(2), np.array([2.0, 4.0])))
+    np.testing.assert_allclose(mapped(x).numpy(), plain / [2.0, 4.0], rtol=1e-6)
+    np.testing.assert_allclose(mapped.inverse(mapped(x)).numpy(), x.numpy(), rtol=1e-5)
+
+
 def test_forward_log_transform_clamps_at_1e30():
     tr = [VariableTransform("pt", "log", center=0.0, scale=1.0, offset=0.0)]
     got = Normalizer(tr)(torch.tensor([[0.0], [1e-35], [1e-20]]))

@@ -511,12 +511,21 @@ class Normalizer(nn.Module):
                 k = torch.clamp(torch.round(x[:, j] - self.center[j]), 0.0, float(size - 1))
                 parts.append(nn.functional.one_hot(k.long(), size).to(z.dtype))
             z = torch.cat(parts, dim=1)
-        return (z - self.lo) / self.width
+        if self._unit_mapped():
+            z = (z - self.lo) / self.width
+        return z
+
+    def _unit_mapped(self) -> bool:
+        """Whether the [0, 1] mapping (for BCE) is more than the identity: ``lo`` and
+        ``width`` are 0 and 1 for MSE models, and mapping with them would only copy the
+        values (read from the buffers, so a checkpoint's values count)."""
+        return bool(torch.any(self.lo != 0.0)) or bool(torch.any(self.width != 1.0))
 
     @torch.jit.export
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised ``(n, n_norm)`` -> physical ``(n, n_vars)``."""
-        z = z * self.width + self.lo
+        if self._unit_mapped():
+            z = z * self.width + self.lo
         base = z[:, : self.n_vars]
         xt = base * self.scale + self.center
         x = xt
