@@ -129,7 +129,7 @@ def test_help_lists_the_choices():
     actions = {a.dest: a for a in _train_parser()._actions}
     assert "ae, vae" in actions["kind"].help
     assert "constant, step, onecycle" in actions["schedule"].help
-    assert "tanh, relu, leakyrelu, silu, elu, gelu" in actions["activation"].help
+    assert "tanh, relu, leakyrelu, silu, hardswish, elu, gelu" in actions["activation"].help
 
 
 def test_each_option_sets_its_field():

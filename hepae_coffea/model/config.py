@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 #: activation functions of the hidden layers (`hepae_coffea.model.networks.ACTIVATIONS`)
-ACTIVATION_NAMES = ("tanh", "relu", "leakyrelu", "silu", "elu", "gelu")
+ACTIVATION_NAMES = ("tanh", "relu", "leakyrelu", "silu", "hardswish", "elu", "gelu")
 KINDS = ("ae", "vae")
 LOSSES = ("mse", "bce")
 BOTTLENECKS = ("plain", "packed")

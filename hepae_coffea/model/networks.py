@@ -41,6 +41,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leakyrelu": nn.LeakyReLU,
     "silu": nn.SiLU,
+    "hardswish": nn.Hardswish,
     "elu": nn.ELU,
     "gelu": nn.GELU,
 }
