@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=1,
         help="run()'s torch_threads (default 1, as hepae run; 0: leave torch's default)",
     )
+    p.add_argument(
+        "--model", type=Path, default=None, help="model file (default: the shipped model)"
+    )
     p.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = p.parse_args(argv)
 
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         flush=True,
     )
     path = info["path"]
-    model = open_model(None)
+    model = open_model(args.model)
     common = (args.executor, args.workers, args.chunksize)
     threads = args.torch_threads or None
     # untimed warm-up: imports, the model load and TorchScript's first (profiling) calls
@@ -323,6 +326,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     hepae_cmd = [*hepae, "run", path, "-o", str(out_dir / "hepae.coffea"), "-q"]
     hepae_cmd += ["--executor", args.executor, "--workers", str(args.workers)]
     hepae_cmd += ["--chunksize", str(args.chunksize)]
+    if args.model is not None:
+        hepae_cmd += ["--model", str(args.model)]
     for i in range(args.rounds):
         for name in ("minimal", "hepae"):
             before = load()

@@ -194,3 +194,15 @@ def test_wrap_angle_leaves_values_inside_bit_for_bit(dtype):
     got = _wrap_angle(x)
     assert torch.equal(got, x)
     assert torch.signbit(got).tolist() == torch.signbit(x).tolist()  # -0.0 stays -0.0
+
+
+def test_unit_range_from_a_checkpoint_is_applied():
+    """A normaliser built without a [0, 1] mapping that loads one (a BCE checkpoint)
+    maps with it, as the normaliser it was saved from does."""
+    mapped = _hand_normalizer()
+    fresh = Normalizer(_HAND_TRANSFORMS)
+    x = torch.tensor([[10.0, 3.0, 0.5, 1.0, 5.0, 0.25, 2.0]])
+    assert not torch.equal(fresh(x), mapped(x))
+    fresh.load_state_dict(mapped.state_dict())
+    torch.testing.assert_close(fresh(x), mapped(x), rtol=0, atol=0)
+    torch.testing.assert_close(fresh.inverse(fresh(x)), mapped.inverse(mapped(x)), rtol=0, atol=0)

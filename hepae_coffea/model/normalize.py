@@ -30,7 +30,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -415,9 +415,18 @@ class Normalizer(nn.Module):
     ``onehot`` variable.
     """
 
+    unit_mapped: bool
     onehot_var: list[int]  # TorchScript reads these annotations (no __future__ import here)
     onehot_start: list[int]
     onehot_size: list[int]
+    logged: list[bool]  # per variable: its transform is log
+    angled: list[bool]  # angle (a cos and a sin column)
+    wrapped: list[bool]  # periodic (wrapped into (-pi, pi] on the way out)
+    one_hot: list[bool]  # onehot
+    floored: list[bool]  # per variable: clamped at zero on the way out
+    capped: list[bool]  # clamped at one on the way out
+    rounded: list[bool]  # rounded to whole numbers on the way out
+    sin_column: list[int]  # angle variables: their sin column (else -1)
     if TYPE_CHECKING:  # buffers, declared for mypy only (TorchScript infers them)
         is_log: torch.Tensor
         is_periodic: torch.Tensor
@@ -459,6 +468,17 @@ class Normalizer(nn.Module):
         self.register_buffer("center", torch.tensor([t.center for t in transforms], dtype=f32))
         self.register_buffer("scale", torch.tensor([t.scale for t in transforms], dtype=f32))
         self.register_buffer("angle_idx", torch.tensor(angle, dtype=torch.long))
+        # per-variable switches of the column-by-column transforms (from the transforms)
+        self.logged = [t.kind == "log" for t in transforms]
+        self.angled = [t.kind == "angle" for t in transforms]
+        self.wrapped = [t.kind == "periodic" for t in transforms]
+        self.one_hot = [t.kind == "onehot" for t in transforms]
+        self.floored = [t.nonneg for t in transforms]
+        self.capped = [t.unit for t in transforms]
+        self.rounded = [t.integer for t in transforms]
+        self.sin_column = [-1] * self.n_vars
+        for k, i in enumerate(angle):
+            self.sin_column[i] = self.n_vars + k
         # inference shortcuts (not saved: derived from the transforms above)
         self.has_log = any(t.kind == "log" for t in transforms)
         self.has_periodic = any(t.kind == "periodic" for t in transforms)
@@ -480,6 +500,7 @@ class Normalizer(nn.Module):
             lo, hi = unit_range
         self.register_buffer("lo", torch.tensor(np.asarray(lo), dtype=f32))
         self.register_buffer("width", torch.tensor(np.asarray(hi) - np.asarray(lo), dtype=f32))
+        self._check_unit_range()
 
     def set_unit_range(self, normalised: torch.Tensor, margin: float = 0.1) -> None:
         """Map the normalised training values onto [margin', 1 - margin'] (for BCE);
@@ -493,17 +514,26 @@ class Normalizer(nn.Module):
             width[start : start + size] = 1.0
         self.lo.copy_(lo)
         self.width.copy_(width)
+        self._check_unit_range()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Physical ``(n, n_vars)`` -> normalised ``(n, n_norm)``."""
-        xt = x
-        if self.has_log:
-            xt = torch.where(self.is_log, torch.log(torch.clamp(x + self.offset, min=1e-30)), x)
-        z = (xt - self.center) / self.scale
-        if self.n_angles:
-            ang = x.index_select(1, self.angle_idx)
-            z = z.index_copy(1, self.angle_idx, torch.cos(ang))
-            z = torch.cat([z, torch.sin(ang)], dim=1)
+        """Physical ``(n, n_vars)`` -> normalised ``(n, n_norm)``.
+
+        Column by column: operations on a whole (n, n_vars) block would broadcast the
+        per-variable numbers along rows of a handful of values, several times slower
+        than the same arithmetic on each column."""
+        cols: list[torch.Tensor] = []
+        sins: list[torch.Tensor] = []
+        for j in range(self.n_vars):
+            c = x[:, j]
+            if self.angled[j]:
+                cols.append(torch.cos(c))
+                sins.append(torch.sin(c))
+                continue
+            if self.logged[j]:
+                c = torch.log(torch.clamp(c + self.offset[j : j + 1], min=1e-30))
+            cols.append((c - self.center[j : j + 1]) / self.scale[j : j + 1])
+        z = torch.stack(cols + sins, dim=1)
         if self.onehot_var:
             parts = [z]
             for i in range(len(self.onehot_var)):
@@ -511,44 +541,49 @@ class Normalizer(nn.Module):
                 k = torch.clamp(torch.round(x[:, j] - self.center[j]), 0.0, float(size - 1))
                 parts.append(nn.functional.one_hot(k.long(), size).to(z.dtype))
             z = torch.cat(parts, dim=1)
-        if self._unit_mapped():
+        if self.unit_mapped:
             z = (z - self.lo) / self.width
         return z
 
-    def _unit_mapped(self) -> bool:
-        """Whether the [0, 1] mapping (for BCE) is more than the identity: ``lo`` and
-        ``width`` are 0 and 1 for MSE models, and mapping with them would only copy the
-        values (read from the buffers, so a checkpoint's values count)."""
-        return bool(torch.any(self.lo != 0.0)) or bool(torch.any(self.width != 1.0))
+    def _check_unit_range(self) -> None:
+        """Set ``unit_mapped``: whether the [0, 1] mapping (for BCE) is more than the
+        identity. ``lo`` and ``width`` are 0 and 1 for MSE models, and mapping with them
+        would only copy the values. A plain attribute (not a test on the buffers in
+        ``forward``), so that ``torch.export`` sees a fixed graph."""
+        self.unit_mapped = bool(torch.any(self.lo != 0.0)) or bool(torch.any(self.width != 1.0))
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._check_unit_range()  # a checkpoint's lo and width decide
 
     @torch.jit.export
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised ``(n, n_norm)`` -> physical ``(n, n_vars)``."""
-        if self._unit_mapped():
+        """Normalised ``(n, n_norm)`` -> physical ``(n, n_vars)`` (column by column)."""
+        if self.unit_mapped:
             z = z * self.width + self.lo
-        base = z[:, : self.n_vars]
-        xt = base * self.scale + self.center
-        x = xt
-        if self.has_log:
-            x = torch.where(self.is_log, torch.exp(xt) - self.offset, xt)
-        if self.n_angles:
-            c = base.index_select(1, self.angle_idx)
-            s = z[:, self.n_vars : self.n_vars + self.n_angles]
-            x = x.index_copy(1, self.angle_idx, _wrap_angle(torch.atan2(s, c)))
-        if self.onehot_var:
-            x = x.clone()
-            for i in range(len(self.onehot_var)):
-                j, start = self.onehot_var[i], self.onehot_start[i]
+        out: list[torch.Tensor] = []
+        for j in range(self.n_vars):
+            if self.angled[j]:
+                v = _wrap_angle(torch.atan2(z[:, self.sin_column[j]], z[:, j]))
+            elif self.one_hot[j]:
+                i = self.onehot_var.index(j)
+                start = self.onehot_start[i]
                 best = torch.argmax(z[:, start : start + self.onehot_size[i]], dim=1)
-                x[:, j] = best.to(x.dtype) + self.center[j]
-        if self.has_periodic:
-            x = torch.where(self.is_periodic, _wrap_angle(x), x)
-        x = torch.maximum(x, self.floor)  # no negative pt, mass or E (floor -inf elsewhere)
-        if self.has_ceiling:
-            x = torch.minimum(x, self.ceiling)  # fractions stay <= 1
-        if self.has_integer:
-            x = torch.where(self.is_integer, torch.round(x), x)
-        return x
+                v = best.to(z.dtype) + self.center[j : j + 1]
+            else:
+                v = z[:, j] * self.scale[j : j + 1] + self.center[j : j + 1]
+                if self.logged[j]:
+                    v = torch.exp(v) - self.offset[j : j + 1]
+                elif self.wrapped[j]:
+                    v = _wrap_angle(v)
+            if self.floored[j]:
+                v = torch.maximum(v, self.floor[j : j + 1])  # no negative pt, mass or E
+            if self.capped[j]:
+                v = torch.minimum(v, self.ceiling[j : j + 1])  # fractions stay <= 1
+            if self.rounded[j]:
+                v = torch.round(v)
+            out.append(v)
+        return torch.stack(out, dim=1)
 
     @torch.jit.export
     def column_owner(self) -> torch.Tensor:
