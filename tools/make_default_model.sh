@@ -64,7 +64,7 @@ if [ -n "$PREVIOUS" ]; then
         --bins-out benchmarks/results/quality_previous_default.json
     $PYTHON tools/model_card.py hepae_coffea/data/default_model.pt \
         benchmarks/results/quality_default.json \
-        benchmarks/results/quality_previous_default.json > hepae_coffea/data/MODEL_CARD.md
+        benchmarks/results/quality_previous_default.json "$PREVIOUS" > hepae_coffea/data/MODEL_CARD.md
 else
     $PYTHON tools/model_card.py hepae_coffea/data/default_model.pt \
         benchmarks/results/quality_default.json > hepae_coffea/data/MODEL_CARD.md

@@ -1,10 +1,10 @@
 """Print the Markdown model card of a model file from its per-pT-bin held-out results.
 
-python tools/model_card.py MODEL.pt QUALITY.json [PREVIOUS.json] > MODEL_CARD.md
+python tools/model_card.py MODEL.pt QUALITY.json [PREVIOUS.json [PREVIOUS.pt]] > MODEL_CARD.md
 
 QUALITY.json is written by ``benchmarks/quality.py --model MODEL.pt --held-out ...
 --bins-out QUALITY.json``; PREVIOUS.json (optional) is the same for the model this one
-replaces, on the same held-out files.
+replaces, on the same held-out files, and PREVIOUS.pt that model (its network is named).
 """
 
 from __future__ import annotations
@@ -69,10 +69,29 @@ def _cost_text(cost: dict, load: float) -> str:
     )
 
 
-def main(model: str, quality: str, previous: str | None = None) -> None:
+def _load(prov: dict) -> float:
+    """The load average when the measurement began (older results: ``load_average``)."""
+    return float((prov.get("loadavg_start") or prov["load_average"])[0])
+
+
+def _network(meta: dict) -> str:
+    arch = meta["architecture"]
+    return f"hidden {arch['hidden']} {arch['activation']}, {arch['parameters']} parameters"
+
+
+def main(
+    model: str, quality: str, previous: str | None = None, previous_model: str | None = None
+) -> None:
     meta = read_metadata(model)
     q = json.loads(Path(quality).read_text())
     prev = json.loads(Path(previous).read_text()) if previous else None
+    prev_meta = read_metadata(previous_model) if previous_model else None
+    prev_text = (
+        f"the previous default model ({_network(prev_meta)}; file SHA-256 "
+        f"`{prev['model_sha256'][:8]}…`)"
+        if prev and prev_meta
+        else "the previous default model"
+    )
     cfg = meta["training"]["config"]
     data = meta["training"]["data"]
     arch = meta["architecture"]
@@ -149,13 +168,7 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
         ),
     ]
     if prev:
-        out += [
-            (
-                "In brackets: the default before the whole-range models (the same 4-32-32-3 "
-                "network trained on QCD with pTHatMin 50 GeV, jets above 20 GeV) on the same "
-                "jets."
-            )
-        ]
+        out += [f"In brackets: {prev_text} on the same jets."]
     out.append("")
     for name, proc in q["processes"].items():
         v = proc["verdict"]
@@ -174,9 +187,8 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
     out += [
         "## Cost",
         "",
-        "The same 4-32-32-3 network as the previous default (same parameter count and "
-        "operations per jet)"
-        + (_cost_text(cost, q["provenance"]["load_average"][0]) if cost else "."),
+        f"Network: {_network(meta)}; {prev_text if prev_meta else 'no previous default given'}"
+        + (_cost_text(cost, _load(q["provenance"])) if cost else "."),
         "",
         "## How the bottleneck works",
         "",
@@ -192,4 +204,4 @@ def main(model: str, quality: str, previous: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
