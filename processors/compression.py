@@ -9,7 +9,6 @@ fills histograms of residuals, distributions, anomaly scores and latents, keyed 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -38,7 +37,7 @@ from hepae_coffea.model.cache import (
 from hepae_coffea.model.handle import ModelSource, open_model
 from hepae_coffea.processing import fill_kernels
 from hepae_coffea.processing.anomaly_hists import anomaly_hists
-from hepae_coffea.processing.binning import Log2Binning, RegularBinning, VariableBinning
+from hepae_coffea.processing.binning import Log2Binning, RegularBinning
 from hepae_coffea.processing.hists import (
     COARSE_RESIDUAL_BINNING,
     PT_BINNING,
@@ -316,12 +315,6 @@ def _log2_args(b: Log2Binning) -> tuple[int, int, int]:
     return b.lo_exp, b.hi_exp, b.bits
 
 
-@functools.lru_cache(maxsize=64)
-def _bucket_table(b: VariableBinning) -> tuple[np.ndarray, int, int] | None:
-    """``b.bucket_table()``, computed once per binning in each worker."""
-    return b.bucket_table()
-
-
 def _fill_distributions(
     out: dict[str, Any],
     orig: np.ndarray,
@@ -354,7 +347,7 @@ def _fill_distributions(
             edge_lists.append(np.asarray(b.edges, dtype=np.float64))
             n_edges[i] = len(b.edges)
             flow[i] = len(b.edges) + 1
-            lookup = _bucket_table(b)
+            lookup = b.bucket_table()  # tens of microseconds per chunk
             if lookup is None:
                 kind[i] = 1  # binary search
             else:
