@@ -3,7 +3,7 @@
 #
 #   bash tools/make_default_model.sh
 #
-# About 50 minutes of sample generation and 10-35 of training on 2 shared CPU cores.
+# About 15-50 minutes of sample generation and 10-35 of training on 2 shared CPU cores.
 # Pythia samples are reproducible by seed; training is deterministic for a given seed on
 # CPU with the same thread count (one: OMP_NUM_THREADS=1). Needs the 'generate' extra.
 set -euo pipefail
@@ -31,6 +31,8 @@ gen zjets 5000 105 zjets_train          # Z+jet, pTHatMin 30 GeV, bias pow 3 (we
 # QCD pT-hat slices (unweighted): jets of 1-3 TeV, rare even in the flattened spectrum
 gen qcd 2500 106 qcd_slice1000_train --pthat-min 1000
 gen qcd 1500 106 qcd_slice1800_train --pthat-min 1800
+gen qcd 2500 107 qcd_slice1000b_train --pthat-min 1000   # more 1-3 TeV jets: the pt
+gen qcd 3000 108 qcd_slice1800b_train --pthat-min 1800   # resolution stays within 3x to 3 TeV
 gen qcd_flat 3000 201 qcd_flat_test
 gen zprime 1500 203 zprime_test
 gen ttbar 1500 202 ttbar_test
@@ -43,7 +45,8 @@ gen qcd 600 207 qcd_slice1800_test --pthat-min 1800
 # order of the inputs is part of the recipe (it decides the shuffle)
 OMP_NUM_THREADS=1 $HEPAE train --config tools/default_model.yaml -q -o "$BUILD/default_model.pt" \
     "$SAMPLES/qcd_flat_train.root" "$SAMPLES/qcd_slice1000_train.root" \
-    "$SAMPLES/qcd_slice1800_train.root" "$SAMPLES/zprime_train.root" \
+    "$SAMPLES/qcd_slice1000b_train.root" "$SAMPLES/qcd_slice1800_train.root" \
+    "$SAMPLES/qcd_slice1800b_train.root" "$SAMPLES/zprime_train.root" \
     "$SAMPLES/ttbar_train.root" "$SAMPLES/wjets_train.root" "$SAMPLES/zjets_train.root"
 cp "$BUILD/default_model.pt" hepae_coffea/data/default_model.pt
 cp "$BUILD/default_model.config.yaml" hepae_coffea/data/default_model.config.yaml

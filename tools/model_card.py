@@ -140,9 +140,10 @@ def main(
             "Data: Pythia 8 at 13 TeV, anti-kt R=0.4 jets with pT > 10 GeV and |eta| < 4.5: QCD "
             "(HardQCD:all, pTHatMin 15 GeV, phase-space bias (pT-hat/15)^5.5, 10k events, seed "
             "101), Z' 2 TeV -> qq (4k, seed 103), ttbar (4k, seed 102), W+jet and Z+jet "
-            "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105), and two unweighted "
+            "(pTHatMin 30 GeV, bias (pT-hat/30)^3, 5k each, seeds 104, 105), and unweighted "
             "QCD pT-hat slices for the jets of 1-3 TeV, rare even in the flattened spectrum "
-            "(pTHatMin 1 TeV, 2.5k events, and pTHatMin 1.8 TeV, 1.5k events, both seed 106). "
+            "(pTHatMin 1 TeV: 2.5k events each with seeds 106 and 107; pTHatMin 1.8 TeV: 1.5k "
+            "events with seed 106 and 3k with seed 108). "
             "The model is trained without the event weights on purpose: the flattened spectra "
             "and the slices spread the training over the whole pT range."
         ),
