@@ -80,9 +80,17 @@ def export_model(
     meta.update(metadata)
     was_training = model.training
     model.eval()
+    # the scripted copy applies its hidden activations in place: the same values, without
+    # a fresh (block x hidden) tensor per layer (a training model cannot: autograd needs
+    # those activations' inputs)
+    flipped = [m for m in model.modules() if getattr(m, "inplace", True) is False]
+    for m in flipped:
+        m.inplace = True  # type: ignore[assignment]
     try:
         scripted = torch.jit.script(model)
     finally:
+        for m in flipped:
+            m.inplace = False  # type: ignore[assignment]
         model.train(was_training)
     with atomic_output(path) as tmp:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_NAME: json.dumps(meta, indent=1)})
