@@ -458,6 +458,8 @@ class Normalizer(nn.Module):
             self.onehot_start.append(self.n_norm)
             self.n_norm += size
         f32 = torch.float32
+        # is_log, is_periodic, nonneg and is_integer are part of the saved state (model files
+        # and weights blobs carry them); the transforms below use the per-variable lists
         self.register_buffer("is_log", torch.tensor([t.kind == "log" for t in transforms]))
         self.register_buffer(
             "is_periodic", torch.tensor([t.kind == "periodic" for t in transforms])
@@ -479,11 +481,7 @@ class Normalizer(nn.Module):
         self.sin_column = [-1] * self.n_vars
         for k, i in enumerate(angle):
             self.sin_column[i] = self.n_vars + k
-        # inference shortcuts (not saved: derived from the transforms above)
-        self.has_log = any(t.kind == "log" for t in transforms)
-        self.has_periodic = any(t.kind == "periodic" for t in transforms)
-        self.has_integer = any(t.integer for t in transforms)
-        self.has_ceiling = any(t.unit for t in transforms)
+        # the clamps of the way out (not saved: derived from the transforms above)
         self.register_buffer(
             "ceiling",
             torch.tensor([1.0 if t.unit else math.inf for t in transforms], dtype=f32),

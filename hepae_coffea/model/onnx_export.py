@@ -67,7 +67,6 @@ LATENT_ATOL = 1e-6
 #: ``2 NORM_ATOL sqrt(score)``, an angle decoded as ``atan2(s, c)`` gets ``NORM_ATOL / hypot(s, c)``
 #: on top of ATOL (an untrained network's small (c, s) pairs make the angle ill-conditioned).
 NORM_ATOL = 2e-6
-_FLAGS = ("has_log", "has_periodic", "has_integer", "has_ceiling")
 
 
 def onnx_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
@@ -159,15 +158,11 @@ def eager_model(loaded: LoadedModel) -> JetAutoencoder | EventAutoencoder:
             raise ModelFileError(f"{label}: unexpected entry {name!r} in the TorchScript module")
     with torch.no_grad():
         model.load_state_dict({k: state[k] for k in own}, strict=True)
-        # non-persistent buffers and flags: take the TorchScript module's where it has them
+        # non-persistent buffers: take the TorchScript module's where it has them
         for name, buf in buffers.items():
             value = state.get(name, _script_attr(loaded.module, name))
             if isinstance(value, torch.Tensor) and value.shape == buf.shape:
                 buf.copy_(value)
-    for flag in _FLAGS:
-        value = _script_attr(loaded.module, "normalizer." + flag)
-        if isinstance(value, bool):
-            setattr(model.normalizer, flag, value)
     model.eval()
     return model
 
