@@ -28,7 +28,11 @@ from .normalize import Normalizer
 
 __all__ = [
     "ACTIVATIONS",
+    "ALIGN",
+    "NARROW",
+    "PIECE",
     "EventAutoencoder",
+    "FeatureMajorLinear",
     "JetAutoencoder",
     "ModelConfig",
     "build_model",
@@ -65,7 +69,8 @@ def _unpack(z: torch.Tensor, levels: int, packed: bool) -> torch.Tensor:
     t = z * levels
     q = torch.clamp(torch.floor(t), 0.0, float(levels - 1))
     b = t - q
-    return torch.cat([2.0 * q / (levels - 1) - 1.0, 2.0 * b - 1.0], dim=1)
+    # feature-major, as the encoder's narrow output layer leaves the latents
+    return torch.cat([(2.0 * q / (levels - 1) - 1.0).t(), (2.0 * b - 1.0).t()]).t()
 
 
 def _features_train(
@@ -119,13 +124,61 @@ def weighted_mean(
     return (per_jet * weights).mean() / mean_weight
 
 
-def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+#: layers with at most this many outputs compute ``W @ x^T`` (see `FeatureMajorLinear`)
+NARROW = 12
+
+
+class FeatureMajorLinear(nn.Linear):
+    """``nn.Linear`` computed as ``(W @ x^T + b)^T``, returned as a transposed view.
+
+    The same map, with the same parameters (and state-dict names) as ``nn.Linear``. For a
+    layer with few outputs and many rows, BLAS multiplies ``(out, in) @ (in, n)`` several
+    times faster than ``(n, in) @ (in, out)``, and the result keeps each output column
+    contiguous in memory: the per-column work that follows (packing the latents, undoing
+    the normalisation) reads whole contiguous columns.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias.unsqueeze(1), self.weight, x.t()).t()
+
+
+def _mlp(sizes: list[int], activation: str, feature_major: bool = False) -> nn.Sequential:
+    """Linear layers with activations between them; with ``feature_major``, the layers of
+    at most NARROW outputs are `FeatureMajorLinear`."""
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        narrow = feature_major and sizes[i + 1] <= NARROW
+        layers.append((FeatureMajorLinear if narrow else nn.Linear)(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+#: rows per piece of a jet model's call, and the multiple of rows each piece is padded to
+PIECE = 32768
+ALIGN = 64
+
+
+def _starts(n: int, piece: int) -> list[int]:
+    """First rows of the pieces of an ``n``-row call (one empty piece for ``n == 0``)."""
+    return list(range(0, n, piece)) if n > 0 else [0]
+
+
+def _padded(x: torch.Tensor, align: int) -> torch.Tensor:
+    """``x`` with its last row repeated up to a multiple of ``align`` rows (at least one
+    multiple).
+
+    Elementwise kernels run whole vectors over the first multiple of the vector width and
+    finish the rest one value at a time (with other rounding for exp, atan2 and the like),
+    and BLAS picks other kernels for a few rows; padded, every real row gets the
+    vectorised path."""
+    n = x.shape[0]
+    if n == 0:
+        return x
+    pad = max(align - n, (-n) % align)
+    if pad == 0:
+        return x
+    return torch.cat([x, x[n - 1 :].expand(pad, x.shape[1])])
 
 
 class JetAutoencoder(nn.Module):
@@ -154,10 +207,12 @@ class JetAutoencoder(nn.Module):
         self.bce = config.loss == "bce"
         self.levels = config.levels
         self.guard = _GUARD
+        self.piece = PIECE
+        self.align = ALIGN
         n_pre = config.latent_dim * self.channels
         enc_out = 2 * n_pre if self.is_vae else n_pre
-        self.encoder = _mlp([n_norm, *config.hidden, enc_out], config.activation)
-        self.decoder = _mlp([n_pre, *reversed(config.hidden), n_norm], config.activation)
+        self.encoder = _mlp([n_norm, *config.hidden, enc_out], config.activation, True)
+        self.decoder = _mlp([n_pre, *reversed(config.hidden), n_norm], config.activation, True)
         self.register_buffer("column_weight", _column_weight(config, normalizer))
 
     # --- building blocks in normalised space ------------------------------------------
@@ -195,17 +250,49 @@ class JetAutoencoder(nn.Module):
         cross entropy in one-hot blocks)."""
         return self.normalizer.column_error(u, recon, self.bce)
 
+    # --- one piece of rows: PIECE at most, a multiple of ALIGN --------------------------
+    def _encode_rows(self, x: torch.Tensor) -> torch.Tensor:
+        mean, _ = self._pre_latent(self.normalizer(x))
+        return self._pack(mean)
+
+    def _decode_rows(self, z: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.inverse(self._decode_norm(self._unpack(z)))
+
+    def _score_rows(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.normalizer(x)
+        mean, _ = self._pre_latent(u)
+        return self._score(u, self._decode_norm(self._unpack(self._pack(mean))))
+
+    def _encode_decode_score_rows(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        u = self.normalizer(x)
+        mean, _ = self._pre_latent(u)
+        z = self._pack(mean)
+        recon = self._decode_norm(self._unpack(z))
+        return z, self.normalizer.inverse(recon), self._score(u, recon)
+
     # --- public, physical-units interface ---------------------------------------------
+    # Each call runs on pieces of at most PIECE rows, each padded to a multiple of ALIGN
+    # rows, so that every row goes through the same vectorised arithmetic whatever the
+    # batch: a jet's outputs do not depend on the rows around it (one torch thread).
     @torch.jit.export
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Physical ``(n, n_vars)`` -> latent ``(n, latent_dim)`` (the VAE mean)."""
-        mean, _ = self._pre_latent(self.normalizer(x))
-        return self._pack(mean)
+        parts: list[torch.Tensor] = []
+        for start in _starts(x.shape[0], self.piece):
+            piece = x[start : start + self.piece]
+            parts.append(self._encode_rows(_padded(piece, self.align))[: piece.shape[0]])
+        return torch.cat(parts)
 
     @torch.jit.export
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``(n, latent_dim)`` -> physical ``(n, n_vars)``."""
-        return self.normalizer.inverse(self._decode_norm(self._unpack(z)))
+        parts: list[torch.Tensor] = []
+        for start in _starts(z.shape[0], self.piece):
+            piece = z[start : start + self.piece]
+            parts.append(self._decode_rows(_padded(piece, self.align))[: piece.shape[0]])
+        return torch.cat(parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction: ``decode(encode(x))``."""
@@ -214,25 +301,37 @@ class JetAutoencoder(nn.Module):
     @torch.jit.export
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Per-jet anomaly score: weighted mean squared error in normalised space."""
-        u = self.normalizer(x)
-        mean, _ = self._pre_latent(u)
-        recon = self._decode_norm(self._unpack(self._pack(mean)))
-        return self._score(u, recon)
+        parts: list[torch.Tensor] = []
+        for start in _starts(x.shape[0], self.piece):
+            piece = x[start : start + self.piece]
+            parts.append(self._score_rows(_padded(piece, self.align))[: piece.shape[0]])
+        return torch.cat(parts)
 
     @torch.jit.export
     def encode_decode_score(
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All three in one pass: (latent, physical reconstruction, score)."""
-        u = self.normalizer(x)
-        mean, _ = self._pre_latent(u)
-        z = self._pack(mean)
-        recon = self._decode_norm(self._unpack(z))
-        return z, self.normalizer.inverse(recon), self._score(u, recon)
+        zs: list[torch.Tensor] = []
+        recs: list[torch.Tensor] = []
+        scores: list[torch.Tensor] = []
+        for start in _starts(x.shape[0], self.piece):
+            piece = x[start : start + self.piece]
+            m = piece.shape[0]
+            z, rec, s = self._encode_decode_score_rows(_padded(piece, self.align))
+            zs.append(z[:m])
+            recs.append(rec[:m])
+            scores.append(s[:m])
+        return torch.cat(zs), torch.cat(recs), torch.cat(scores)
 
     def _score(self, u: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
-        """Weighted reconstruction error per jet (squared error; cross entropy for one-hot)."""
-        return torch.sum(self.normalizer.column_error(u, recon, False) * self.column_weight, dim=1)
+        """Weighted reconstruction error per jet (squared error; cross entropy for one-hot),
+        summed column after column (the same order for every row)."""
+        err = self.normalizer.column_error(u, recon, False)
+        s = err[:, 0] * self.column_weight[0]
+        for j in range(1, err.shape[1]):
+            s = s + err[:, j] * self.column_weight[j]
+        return s
 
 
 def build_model(config: ModelConfig, normalizer: Normalizer) -> JetAutoencoder | EventAutoencoder:
@@ -334,7 +433,7 @@ class EventAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(n, J, N) physical + mask -> latent (n, latent_dim) (the VAE mean)."""
         mean, _ = self._pre_latent(self.normalise_events(x, mask))
-        return _pack(mean, self.latent_dim, self.levels, self.guard, self.packed)
+        return _pack(mean, self.latent_dim, self.levels, self.guard, self.packed).contiguous()
 
     @torch.jit.export
     def decode(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -531,7 +531,7 @@ class Normalizer(nn.Module):
             if self.logged[j]:
                 c = torch.log(torch.clamp(c + self.offset[j : j + 1], min=1e-30))
             cols.append((c - self.center[j : j + 1]) / self.scale[j : j + 1])
-        z = torch.stack(cols + sins, dim=1)
+        z = torch.stack(cols + sins).t()  # feature-major: each column contiguous
         if self.onehot_var:
             parts = [z]
             for i in range(len(self.onehot_var)):

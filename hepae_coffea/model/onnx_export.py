@@ -46,6 +46,7 @@ __all__ = [
     "OPSET",
     "RTOL",
     "OnnxExport",
+    "check_rebuilt",
     "deviation",
     "eager_model",
     "export_onnx",
@@ -315,7 +316,10 @@ class _Graph(torch.nn.Module):
         self.method = method
 
     def _call(self, *args: torch.Tensor) -> Any:
-        out = getattr(self.model, self.method)(*args)
+        # a jet model's public methods split and pad their rows (batch-independent
+        # floats in torch); the graph takes the whole batch (its batch axis stays free)
+        rows = isinstance(self.model, JetAutoencoder)
+        out = getattr(self.model, f"_{self.method}_rows" if rows else self.method)(*args)
         if self.method == "decode":
             return _nan_rows(args[0], out)
         if self.method == "encode_decode_score":
@@ -467,16 +471,25 @@ def _run_checks(
     return out, int(tie.any(axis=1).sum())
 
 
-def _check_eager(loaded: LoadedModel, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
-    """Refuse to export unless the rebuilt model reproduces the TorchScript outputs."""
+def check_rebuilt(loaded: LoadedModel, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+    """Refuse to export unless the rebuilt model reproduces the TorchScript outputs.
+
+    The rebuilt network may multiply its matrices in another order than the file's code
+    (this package's code may have changed since the file was written): its latents must
+    match except where a coarse level sits on a rounding tie, and its reconstruction and
+    score must match within tolerance on every row whose latents are the same."""
     t_in = tuple(torch.from_numpy(a) for a in inputs)
     with torch.no_grad():
-        want = loaded.module.encode_decode_score(*t_in)
-        got = model.encode_decode_score(*t_in)
+        want = [t.numpy() for t in loaded.module.encode_decode_score(*t_in)]
+        got = [t.numpy() for t in model.encode_decode_score(*t_in)]
+    dev_z = deviation(got[0], want[0], ATOL)
+    tie = (dev_z > 1) & _coarse_ties(model, t_in)
+    same = np.all(got[0] == want[0], axis=1)
     angles = _angle_columns(loaded.metadata)
     worst = max(
-        float(deviation(g.numpy(), w.numpy(), ATOL, angles if i == 1 else None).max(initial=0))
-        for i, (g, w) in enumerate(zip(got, want, strict=True))
+        float(np.max(np.where(tie, 0.0, dev_z), initial=0.0)),
+        float(deviation(got[1][same], want[1][same], ATOL, angles).max(initial=0.0)),
+        float(deviation(got[2][same], want[2][same], ATOL).max(initial=0.0)),
     )
     if worst > 1:
         raise ModelFileError(
@@ -526,7 +539,7 @@ def export_onnx(
     meta = loaded.metadata
     eager = eager_model(loaded)
     inputs = probe_inputs(meta)
-    _check_eager(loaded, eager, inputs)
+    check_rebuilt(loaded, eager, inputs)
     example = tuple(torch.from_numpy(a[:8].copy()) for a in inputs)
     event = meta.get("level") == "event"
     names = ("jets", "mask") if event else ("jets",)
