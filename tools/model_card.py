@@ -79,6 +79,17 @@ def _network(meta: dict) -> str:
     return f"hidden {arch['hidden']} {arch['activation']}, {arch['parameters']} parameters"
 
 
+def _reexport_text(meta: dict) -> str:
+    src = meta.get("reexported_from")
+    if not src:
+        return ""
+    return (
+        f"; exported again on {src['date'][:10]} from the file with SHA-256 "
+        f"`{src['sha256'][:8]}…` (`tools/reexport_model.py`: the same weights, scripted with "
+        "this version's code)"
+    )
+
+
 def main(
     model: str, quality: str, previous: str | None = None, previous_model: str | None = None
 ) -> None:
@@ -101,7 +112,8 @@ def main(
             f"- File: `{meta['path'].split('/')[-1]}` (TorchScript, device-neutral: loads on the "
             "CPU, runs on a GPU with `--device`; metadata: `hepae info`)"
         ),
-        f"- Package version: {meta['package_version']}; created {meta['created']}",
+        f"- Package version: {meta['package_version']}; created {meta['created']}"
+        + _reexport_text(meta),
         "- Variables: "
         + ", ".join(v["name"] + (f" [{v['unit']}]" if v["unit"] else "") for v in meta["variables"])
         + f" -> {meta['latent_dim']} float32 latents",
