@@ -177,17 +177,21 @@ def compress_decompress_chunk(
 
     def flat(name: str) -> np.ndarray:
         arr = ak.flatten(_column(events, collection, prefix, name), axis=1)
-        return np.asarray(ak.to_numpy(arr), dtype=np.float64)
+        return np.asarray(ak.to_numpy(arr))
 
-    def read(wanted: list[str]) -> np.ndarray:
+    def read(wanted: list[str], keep_float32: bool = False) -> np.ndarray:
         mapping, convert = _resolve_columns(available, prefix, wanted, label)
         cols = {n: flat(n) for n in set(mapping.values())}
-        return _assemble(cols, mapping, convert, wanted)
+        return _assemble(cols, mapping, convert, wanted, keep_float32)
 
     meta = dict(metadata or {})
     m_units = model_units(meta)
-    values = read([fields.get(v, v) for v in variables])
-    values = convert(values, variables, normalise_units(units, where), m_units)  # at the boundary
+    # float32 branches in the model's units are the model's input as they are; anything
+    # else (other units, other types, derived variables) is converted in float64
+    values = read([fields.get(v, v) for v in variables], keep_float32=True)
+    f_units = normalise_units(units, where)
+    if values.dtype != np.float32 or f_units != m_units:
+        values = convert(values, variables, f_units, m_units)  # at the boundary
     values_units = m_units
     n_jets = len(values)
     counts_all = np.zeros(len(events), dtype=np.int64)
@@ -198,8 +202,9 @@ def compress_decompress_chunk(
     keep = np.ones(n_jets, dtype=bool)
     if pt_min is not None or abs_eta_max is not None:
         canon = [canonical_variable(v) for v in variables]
-        if "pt" in canon and "eta" in canon:
-            pt, eta = values[:, canon.index("pt")], values[:, canon.index("eta")]
+        if "pt" in canon and "eta" in canon:  # compared in float64
+            pt = values[:, canon.index("pt")].astype(np.float64)
+            eta = values[:, canon.index("eta")].astype(np.float64)
         else:
             pt, eta = read(["pt", "eta"]).T
             pt = pt * unit_scale(units) / unit_scale(m_units)
@@ -218,7 +223,10 @@ def compress_decompress_chunk(
     n_nonfinite = out_of_domain["nonfinite"]
     keep &= codes < 0
     kept_all = bool(keep.all())
-    x = values.astype(np.float32) if kept_all else np.ascontiguousarray(values[keep], np.float32)
+    if kept_all:
+        x = values if values.dtype == np.float32 else values.astype(np.float32)
+    else:
+        x = np.ascontiguousarray(values[keep], np.float32)
     check_units(values_units, meta, where)  # values enter the model in its own units only
     counts = np.zeros(len(counts_all), dtype=np.int64)
     if n_jets:

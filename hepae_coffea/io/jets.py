@@ -163,9 +163,15 @@ def polar_energy(pt: np.ndarray, eta: np.ndarray, mass: np.ndarray) -> np.ndarra
 
 
 def _assemble(
-    columns: dict[str, np.ndarray], mapping: dict[str, str], convert: str, variables: Sequence[str]
+    columns: dict[str, np.ndarray],
+    mapping: dict[str, str],
+    convert: str,
+    variables: Sequence[str],
+    keep_float32: bool = False,
 ) -> np.ndarray:
-    """Stack the requested variables, deriving missing ones (see :func:`_resolve_columns`)."""
+    """Stack the requested variables, deriving missing ones (see :func:`_resolve_columns`),
+    as float64; with ``keep_float32``, as float32 where every column is float32 and
+    nothing is derived (the same values: float32 -> float64 -> float32 is exact)."""
     derived: dict[str, np.ndarray] = {}
     if convert == "polar":
         pt, eta, phi = (columns[mapping["__" + c]] for c in ("pt", "eta", "phi"))
@@ -188,7 +194,9 @@ def _assemble(
             }
         )
         derived = {"pt": v.pt, "eta": v.eta, "phi": v.phi, "mass": v.mass, "E": v.E}
-    out = np.empty((len(next(iter(columns.values()))) if columns else 0, len(variables)))
+    f32 = keep_float32 and not convert and all(c.dtype == np.float32 for c in columns.values())
+    n = len(next(iter(columns.values()))) if columns else 0
+    out = np.empty((n, len(variables)), dtype=np.float32 if f32 else np.float64)
     for i, var in enumerate(variables):
         if var in mapping:
             out[:, i] = columns[mapping[var]]

@@ -99,7 +99,9 @@ class Domain:
         """Per jet: index into :data:`REASONS` of the first reason it is out, or -1 (in)."""
         from ..processing.fill_kernels import domain_codes  # numba: imported when needed
 
-        x = np.asarray(values, dtype=np.float64)
+        x = np.asarray(values)
+        if x.dtype != np.float32:  # float32 stays: the kernel compares in float64
+            x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.variables):
             raise ValueError(
                 f"expected (jets, {len(self.variables)}) values of {list(self.variables)}, "
