@@ -55,6 +55,8 @@ _ABS_MASK = 0x7FFF_FFFF_FFFF_FFFF
 _TWO_PI = 2 * math.pi
 #: numpy's pairwise summation: blocks up to this size are summed with 8 accumulators
 _PW_BLOCKSIZE = 128
+#: copies of each residual histogram that consecutive jets count into (fill_residuals)
+_SUB = 4
 
 
 def _kernel(func: _F) -> _F:
@@ -323,14 +325,24 @@ def fill_residuals(
     Residual bins are ``Log2Binning(res_lo, res_hi, res_bits, symmetric=True)``, the
     coarse ones looked up with ``coarse_of_fine``; pt bins ``Log2Binning(pt_lo, pt_hi,
     pt_bits)``.
+
+    Per variable, a first loop computes the residuals and their bins, a second adds the
+    counts. Residuals pile up in a few bins, and consecutive additions to the same bin
+    wait for each other; the second loop therefore counts into ``_SUB`` copies of each
+    histogram in turn, summed at the end (whole counts: the sums are exact).
     """
     n, n_var = orig.shape
     pt_bin = np.zeros(n if pt_col >= 0 else 0, dtype=np.int64)
     for j in range(len(pt_bin)):
         pt = np.float64(orig[j, pt_col]) * scale[pt_col]
         pt_bin[j] = log2_index(pt, pt_lo, pt_hi, pt_bits, False)
-    # one variable at a time: the inner loop's branches on the variable's options are
-    # the same for every jet
+    n_bins = residual.shape[1]
+    n_pt, n_coarse = residual_vs_pt.shape[1], residual_vs_pt.shape[2]
+    sub_rel = np.zeros((_SUB, n_bins))
+    sub_abs = np.zeros((_SUB, n_bins))
+    sub_vs = np.zeros((_SUB, n_pt, n_coarse) if pt_col >= 0 else (_SUB, 0, 0))
+    rel_bin = np.empty(n, dtype=np.int64)  # -1: not finite
+    abs_bin = np.empty(n, dtype=np.int64)
     for i in range(n_var):
         s, fl, wr, ab_vs_pt = scale[i], floor[i], wrap[i], absolute[i]
         n_ok = 0
@@ -343,21 +355,38 @@ def fill_residuals(
             # absolute residual, phi wrapped into (-pi, pi] as registry.wrap_phi does
             ab = wrap_phi(d) if wr else d
             abs_out[i, j] = ab
-            ai = log2_index(ab, res_lo, res_hi, res_bits, True)
-            residual_abs[i, ai] += 1.0
-            rel_finite = math.isfinite(rel)
-            if rel_finite:
+            abs_bin[j] = log2_index(ab, res_lo, res_hi, res_bits, True)
+            if math.isfinite(rel):
                 rel_out[i, n_ok] = rel
                 n_ok += 1
-                ri = log2_index(rel, res_lo, res_hi, res_bits, True)
-                residual[i, ri] += 1.0
+                rel_bin[j] = log2_index(rel, res_lo, res_hi, res_bits, True)
+            else:
+                rel_bin[j] = -1
+        n_rel[i] = n_ok
+        sub_rel[:] = 0.0
+        sub_abs[:] = 0.0
+        sub_vs[:] = 0.0
+        for j in range(n):
+            k = j % _SUB
+            ai, ri = abs_bin[j], rel_bin[j]
+            sub_abs[k, ai] += 1.0
+            if ri >= 0:
+                sub_rel[k, ri] += 1.0
             if pt_col >= 0:
                 if ab_vs_pt:
-                    if math.isfinite(ab):
-                        residual_vs_pt[i, pt_bin[j], coarse_of_fine[ai]] += 1.0
-                elif rel_finite:
-                    residual_vs_pt[i, pt_bin[j], coarse_of_fine[ri]] += 1.0
-        n_rel[i] = n_ok
+                    if math.isfinite(abs_out[i, j]):
+                        sub_vs[k, pt_bin[j], coarse_of_fine[ai]] += 1.0
+                elif ri >= 0:
+                    sub_vs[k, pt_bin[j], coarse_of_fine[ri]] += 1.0
+        for b in range(n_bins):
+            for k in range(_SUB):
+                residual[i, b] += sub_rel[k, b]
+                residual_abs[i, b] += sub_abs[k, b]
+        if pt_col >= 0:
+            for p in range(n_pt):
+                for c in range(n_coarse):
+                    for k in range(_SUB):
+                        residual_vs_pt[i, p, c] += sub_vs[k, p, c]
 
 
 @_kernel
@@ -558,7 +587,7 @@ def domain_codes(
     hi: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Per jet (row of ``x``, float64): the first reason it is out of a model's domain, in
+    """Per jet (row of ``x``, float32 or float64): the first reason it is out of a model's domain, in
     the order of ``hepae_coffea.variables.domain.REASONS``, or -1.
 
     0: a non-finite value; 1: ``|x| > absurd`` for a variable; 2: pt <= 0 (column
