@@ -216,7 +216,7 @@ def compress_decompress_chunk(
     codes = np.full(n_jets, -1, dtype=np.int8)
     kept_before = bool(keep.all())  # no selection: no copy of the values
     if domain is not None:
-        codes[keep] = domain.reasons(values if kept_before else values[keep])
+        codes[keep] = domain.reasons(values if kept_before else np.compress(keep, values, 0))
     else:
         codes[keep & ~np.isfinite(values).all(axis=1)] = 0
     out_of_domain = {r: int((codes == k).sum()) for k, r in enumerate(REASONS)}
@@ -225,8 +225,8 @@ def compress_decompress_chunk(
     kept_all = bool(keep.all())
     if kept_all:
         x = values if values.dtype == np.float32 else values.astype(np.float32)
-    else:
-        x = np.ascontiguousarray(values[keep], np.float32)
+    else:  # np.compress: many times faster than boolean indexing of rows
+        x = np.compress(keep, values, axis=0).astype(np.float32, copy=False)
     check_units(values_units, meta, where)  # values enter the model in its own units only
     counts = np.zeros(len(counts_all), dtype=np.int64)
     if n_jets:
@@ -238,7 +238,8 @@ def compress_decompress_chunk(
             counts = counts_all.copy()
         else:
             event = np.repeat(np.arange(len(counts_all)), counts_all)
-            counts = np.bincount(event[keep], minlength=len(counts_all)).astype(np.int64)
+            counts = np.bincount(np.compress(keep, event), minlength=len(counts_all))
+            counts = counts.astype(np.int64, copy=False)
     n_beyond = 0
     if event_jets is not None:  # event-level model: the leading J jets of each event together
         xe, me = pad_events(x, counts, event_jets)
