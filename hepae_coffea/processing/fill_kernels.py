@@ -328,8 +328,9 @@ def fill_residuals(
 
     Per variable, a first loop computes the residuals and their bins, a second adds the
     counts. Residuals pile up in a few bins, and consecutive additions to the same bin
-    wait for each other; the second loop therefore counts into ``_SUB`` copies of each
-    histogram in turn, summed at the end (whole counts: the sums are exact).
+    wait for each other; the second loop therefore counts the residual histograms into
+    ``_SUB`` copies in turn, summed at the end (whole counts: the sums are exact). The
+    residual-vs-pt counts, spread over pt bins, go straight into their view.
     """
     n, n_var = orig.shape
     pt_bin = np.zeros(n if pt_col >= 0 else 0, dtype=np.int64)
@@ -337,10 +338,8 @@ def fill_residuals(
         pt = np.float64(orig[j, pt_col]) * scale[pt_col]
         pt_bin[j] = log2_index(pt, pt_lo, pt_hi, pt_bits, False)
     n_bins = residual.shape[1]
-    n_pt, n_coarse = residual_vs_pt.shape[1], residual_vs_pt.shape[2]
     sub_rel = np.zeros((_SUB, n_bins))
     sub_abs = np.zeros((_SUB, n_bins))
-    sub_vs = np.zeros((_SUB, n_pt, n_coarse) if pt_col >= 0 else (_SUB, 0, 0))
     rel_bin = np.empty(n, dtype=np.int64)  # -1: not finite
     abs_bin = np.empty(n, dtype=np.int64)
     for i in range(n_var):
@@ -365,7 +364,6 @@ def fill_residuals(
         n_rel[i] = n_ok
         sub_rel[:] = 0.0
         sub_abs[:] = 0.0
-        sub_vs[:] = 0.0
         for j in range(n):
             k = j % _SUB
             ai, ri = abs_bin[j], rel_bin[j]
@@ -375,18 +373,13 @@ def fill_residuals(
             if pt_col >= 0:
                 if ab_vs_pt:
                     if math.isfinite(abs_out[i, j]):
-                        sub_vs[k, pt_bin[j], coarse_of_fine[ai]] += 1.0
+                        residual_vs_pt[i, pt_bin[j], coarse_of_fine[ai]] += 1.0
                 elif ri >= 0:
-                    sub_vs[k, pt_bin[j], coarse_of_fine[ri]] += 1.0
+                    residual_vs_pt[i, pt_bin[j], coarse_of_fine[ri]] += 1.0
         for b in range(n_bins):
             for k in range(_SUB):
                 residual[i, b] += sub_rel[k, b]
                 residual_abs[i, b] += sub_abs[k, b]
-        if pt_col >= 0:
-            for p in range(n_pt):
-                for c in range(n_coarse):
-                    for k in range(_SUB):
-                        residual_vs_pt[i, p, c] += sub_vs[k, p, c]
 
 
 @_kernel
