@@ -116,13 +116,17 @@ def in_blocks(
     if block is None:
         block = block_rows()
     n = arrays[0].shape[0]
-    if n <= block:
-        out = call(*arrays)
-        return out if isinstance(out, tuple) else (out,)
-    parts = []
-    for i in range(0, n, block):
-        out = call(*(a[i : i + block] for a in arrays))
-        parts.append(out if isinstance(out, tuple) else (out,))
+    # on the CPU, TorchScript's optimising executor spends a process's first two calls
+    # profiling and rewriting the graph (about 80 ms) and then runs these MLPs no faster
+    # than the plain executor; on a GPU it may fuse operations, so it stays on there
+    with torch.jit.optimized_execution(device != "cpu"):  # type: ignore[attr-defined]
+        if n <= block:
+            out = call(*arrays)
+            return out if isinstance(out, tuple) else (out,)
+        parts = []
+        for i in range(0, n, block):
+            out = call(*(a[i : i + block] for a in arrays))
+            parts.append(out if isinstance(out, tuple) else (out,))
     return tuple(torch.cat([p[k] for p in parts]) for k in range(len(parts[0])))
 
 
