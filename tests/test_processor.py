@@ -333,3 +333,33 @@ def test_every_histogram_equals_plain_hist_fill(jet_sample):
         np.testing.assert_array_equal(
             out["anomaly"][name].view(flow=True), h.view(flow=True), err_msg=name
         )
+
+
+def test_selection_compares_the_float32_values_in_float64():
+    """pt_min and abs_eta_max compare the file's float32 values as float64: a jet at
+    float32(20.1) = 20.1000004 passes pt > 20.1, and one at float32(1.3) = 1.2999999 passes
+    |eta| < 1.3 (in float32 both cuts would round onto the values and drop them)."""
+    pt = np.array([20.1, 20.0, 30.0, 30.0], dtype=np.float32)
+    eta = np.array([0.5, 0.5, 1.3, -1.3000001], dtype=np.float32)
+    jets = ak.zip(
+        {
+            "pt": pt,
+            "eta": eta,
+            "phi": np.full(4, 0.3, np.float32),
+            "mass": np.full(4, 5.0, np.float32),
+        }
+    )
+    events = ak.Array({"Jet": ak.unflatten(jets, [4])})
+    want = (pt.astype(np.float64) > 20.1) & (np.abs(eta.astype(np.float64)) < 1.3)
+    assert want.tolist() == [True, False, True, False]
+    res = compress_decompress_chunk(
+        events,
+        default_model_path().read_bytes(),
+        load_model().sha256,
+        ["pt", "eta", "phi", "mass"],
+        3,
+        pt_min=20.1,
+        abs_eta_max=1.3,
+    )
+    assert res.n_selected == 2
+    np.testing.assert_array_equal(res.original, np.stack([pt, eta, jets.phi, jets.mass], 1)[want])
