@@ -172,3 +172,26 @@ def test_entry_point_and_processors_import_outside_repo(tmp_path):
         check=True,
     )
     assert r.stdout.startswith("hepae-coffea ")
+
+
+def test_console_script_ends_with_mains_output_and_exit_code(tmp_path, capsys):
+    """The console script leaves without the interpreter's teardown: what `main` printed
+    reaches a pipe in full (stdout is block-buffered there), and the exit code is main's."""
+    assert main(["info"]) == 0
+    want = capsys.readouterr().out
+    assert want.count("\n") > 5
+    cmd = [sys.executable, "-m", "hepae_coffea.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    ok = subprocess.run([*cmd, "info"], capture_output=True, text=True, check=False, env=env)
+    assert ok.returncode == 0
+    assert ok.stdout == want
+    missing = tmp_path / "missing.root"
+    bad = subprocess.run(
+        [*cmd, "run", str(missing), "-o", str(tmp_path / "out.coffea")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"hepae run: error: {missing}: file not found"

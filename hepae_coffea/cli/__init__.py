@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..errors import HepaeError
@@ -19,7 +20,7 @@ from ..io.atomic import is_disk_full
 from ..io.guards import Terminated, handle_termination
 from . import compress, generate, model, plot, run, train
 
-__all__ = ["build_parser", "command_names", "main"]
+__all__ = ["build_parser", "command_names", "console_main", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,3 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hepae {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def console_main() -> NoReturn:
+    """The ``hepae`` console script: `main`, then leave at once.
+
+    Every output is written, closed and renamed into place by the time `main` returns.
+    Taking apart the interpreter with torch, numba and coffea loaded (module teardown,
+    library destructors, idle thread pools) would add most of a second to every command;
+    the process instead flushes stdout, stderr and logging and ends with `main`'s exit
+    code. `main` itself returns normally (for callers in Python, such as the tests).
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

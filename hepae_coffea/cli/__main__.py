@@ -1,7 +1,5 @@
 """``python -m hepae_coffea.cli``: the ``hepae`` command."""
 
-import sys
+from . import console_main
 
-from . import main
-
-sys.exit(main())
+console_main()
