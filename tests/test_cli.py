@@ -195,3 +195,18 @@ def test_console_script_ends_with_mains_output_and_exit_code(tmp_path, capsys):
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == f"hepae run: error: {missing}: file not found"
+
+
+def test_dask_run_prints_no_distributed_logs_without_verbose(tmp_path):
+    """`hepae run --executor dask` without -v prints none of distributed's log lines (its
+    scheduler and nannies log at INFO once distributed is imported); a fresh interpreter,
+    so that no earlier import decides the order."""
+    sample = default_model_path().with_name("sample_qcd.root")
+    out = tmp_path / "d.coffea"
+    cmd = [sys.executable, "-m", "hepae_coffea.cli", "run", str(sample), "-o", str(out), "-q"]
+    res = subprocess.run(
+        [*cmd, "--executor", "dask", "--workers", "1"], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert out.exists()
+    assert "distributed." not in res.stderr

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("matplotlib").setLevel(max(level, logging.ERROR))
     # Dask failures end in one error line; distributed's own tracebacks only with -v
     if args.verbose == 0:
+        if getattr(args, "executor", None) == "dask":
+            # importing distributed sets its loggers to INFO: import it before the setting
+            import distributed  # noqa: F401
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         with handle_termination():
