@@ -433,7 +433,7 @@ class EventAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(n, J, N) physical + mask -> latent (n, latent_dim) (the VAE mean)."""
         mean, _ = self._pre_latent(self.normalise_events(x, mask))
-        return _pack(mean, self.latent_dim, self.levels, self.guard, self.packed).contiguous()
+        return _pack(mean, self.latent_dim, self.levels, self.guard, self.packed)
 
     @torch.jit.export
     def decode(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -580,8 +580,8 @@ def domain_codes(
     hi: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Per jet (row of ``x``, float32 or float64): the first reason it is out of a model's domain, in
-    the order of ``hepae_coffea.variables.domain.REASONS``, or -1.
+    """Per jet (row of ``x``, float32 or float64): the first reason it is out of a model's
+    domain, in the order of ``hepae_coffea.variables.domain.REASONS``, or -1.
 
     0: a non-finite value; 1: ``|x| > absurd`` for a variable; 2: pt <= 0 (column
     ``pt_col``; -1: none); 3: mass < -min(mass_tolerance_rel x |pt|, mass_tolerance_cap)
